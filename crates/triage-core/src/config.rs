@@ -1,0 +1,74 @@
+//! Configuration in two phases: strict serde types (unknown keys rejected), then a
+//! validating load that names the file, the key path and what is wrong.
+
+mod types;
+mod validate;
+
+pub use types::*;
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The configuration compiled into the binary: every tier declared, the fast tier a local
+/// in-process model, provider models unavailable until their keys are set.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../../config/triage.yaml");
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// The built-in default configuration.
+    pub fn embedded_default() -> Result<Config> {
+        Self::from_yaml(DEFAULT_CONFIG_YAML, Path::new("<embedded default config>"))
+    }
+
+    /// Loads `path` when given, else the embedded default.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Self::embedded_default(),
+        }
+    }
+
+    /// Parses and validates YAML text; `origin` names the source in errors.
+    pub fn from_yaml(text: &str, origin: &Path) -> Result<Config> {
+        let mut cfg: Config = serde_yaml::from_str(text).map_err(|e| Error::ConfigParse {
+            path: origin.to_path_buf(),
+            message: describe_yaml_error(&e),
+        })?;
+        cfg.source = origin.to_path_buf();
+        validate::validate(&cfg).map_err(|(field, reason)| Error::ConfigInvalid {
+            path: origin.to_path_buf(),
+            field,
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Resolves a path from the config: relative paths are taken from the directory named by
+    /// `TRIAGE_HOME`, else the working directory (models live in `./models`).
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            return p.to_path_buf();
+        }
+        match std::env::var_os("TRIAGE_HOME") {
+            Some(home) => PathBuf::from(home).join(p),
+            None => p.to_path_buf(),
+        }
+    }
+}
+
+fn describe_yaml_error(e: &serde_yaml::Error) -> String {
+    // serde_yaml puts the key path first ("models.x.tier: unknown variant ...") and the
+    // location last; keep both, they are what an operator needs to find the mistake.
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests;

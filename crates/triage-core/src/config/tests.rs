@@ -1,0 +1,86 @@
+use super::*;
+use std::path::Path;
+
+fn load(yaml: &str) -> Result<Config> {
+    Config::from_yaml(yaml, Path::new("test.yaml"))
+}
+
+fn with_default(patch: impl FnOnce(&mut serde_yaml::Value)) -> String {
+    let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
+    patch(&mut v);
+    serde_yaml::to_string(&v).unwrap()
+}
+
+#[test]
+fn embedded_default_is_valid() {
+    let cfg = Config::embedded_default().unwrap();
+    assert_eq!(cfg.tiers.fast, "local-smollm2");
+    let cat = crate::Catalog::from_config(&cfg);
+    assert_eq!(cat.get("claude-sonnet").unwrap().tier, crate::Tier::Frontier);
+}
+
+#[test]
+fn unknown_key_names_file_and_path() {
+    let y = with_default(|v| {
+        v["models"]["claude-sonnet"]["colour"] = "blue".into();
+    });
+    let err = load(&y).unwrap_err().to_string();
+    assert!(err.starts_with("test.yaml:"), "{err}");
+    assert!(err.contains("models.claude-sonnet"), "{err}");
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn bad_value_is_rejected_with_reason() {
+    let y = with_default(|v| {
+        v["models"]["claude-sonnet"]["fallbacks"] = serde_yaml::from_str("[nowhere]").unwrap();
+    });
+    let err = load(&y).unwrap_err().to_string();
+    assert_eq!(err, "test.yaml: models.claude-sonnet.fallbacks[0]: unknown model `nowhere`");
+}
+
+#[test]
+fn fallback_cycle_is_rejected() {
+    let y = with_default(|v| {
+        v["models"]["local-smollm2"]["fallbacks"] = serde_yaml::from_str("[claude-sonnet]").unwrap();
+    });
+    let err = load(&y).unwrap_err().to_string();
+    assert!(err.contains("fallback cycle"), "{err}");
+}
+
+#[test]
+fn wrong_tier_default_is_rejected() {
+    let y = with_default(|v| {
+        v["tiers"]["fast"] = "claude-sonnet".into();
+    });
+    let err = load(&y).unwrap_err().to_string();
+    assert!(err.contains("tiers.fast"), "{err}");
+}
+
+#[test]
+fn inline_secret_is_not_accepted() {
+    let y = with_default(|v| {
+        v["models"]["claude-sonnet"]["provider"]["api_key"] = serde_yaml::from_str("{value: sk-123}").unwrap();
+    });
+    let err = load(&y).unwrap_err().to_string();
+    assert!(err.contains("unknown field `value`"), "{err}");
+}
+
+#[test]
+fn bad_duration_and_listen_address() {
+    let y = with_default(|v| {
+        v["server"] = serde_yaml::from_str("{grace_period: soon}").unwrap();
+    });
+    assert!(load(&y).unwrap_err().to_string().contains("server.grace_period"));
+    let y = with_default(|v| {
+        v["services"] = serde_yaml::from_str("{ledger: {listen: 'nowhere', connect: 'http://x:1'}}").unwrap();
+    });
+    let err = load(&y).unwrap_err().to_string();
+    assert!(err.contains("services.ledger.listen"), "{err}");
+}
+
+#[test]
+fn missing_file_names_it() {
+    let err = Config::load(Path::new("/nonexistent/triage.yaml")).unwrap_err().to_string();
+    assert!(err.starts_with("/nonexistent/triage.yaml: cannot read"), "{err}");
+}

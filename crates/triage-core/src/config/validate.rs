@@ -1,0 +1,249 @@
+//! Second phase of config loading: values that parse but make no sense. Each failure names
+//! the key path and the reason; the caller adds the file.
+
+use super::types::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+type Invalid = (String, String);
+
+pub(super) fn validate(cfg: &Config) -> Result<(), Invalid> {
+    if cfg.models.is_empty() {
+        return Err(("models".into(), "at least one model must be declared".into()));
+    }
+    for (name, m) in &cfg.models {
+        validate_model(name, m, &cfg.models)?;
+    }
+    check_fallback_cycles(&cfg.models)?;
+    for tier in crate::tier::Tier::ALL {
+        let name = cfg.tiers.model_for(tier);
+        let field = format!("tiers.{tier}");
+        match cfg.models.get(name) {
+            None => return Err((field, format!("unknown model `{name}`"))),
+            Some(m) if m.tier != tier => {
+                return Err((field, format!("`{name}` is declared with tier `{}`", m.tier)));
+            }
+            Some(m) if matches!(m.lifecycle, Lifecycle::Retired { .. }) => {
+                return Err((field, format!("`{name}` is retired")));
+            }
+            Some(_) => {}
+        }
+    }
+    validate_server(&cfg.server)?;
+    for name in SERVICE_NAMES {
+        let Some(ep) = cfg.services.get(name) else { continue };
+        ep.listen.parse::<SocketAddr>().map_err(|e| {
+            (format!("services.{name}.listen"), format!("`{}` is not a socket address: {e}", ep.listen))
+        })?;
+        if !(ep.connect.starts_with("http://") || ep.connect.starts_with("https://")) {
+            return Err((
+                format!("services.{name}.connect"),
+                format!("`{}` must be an http:// or https:// URL", ep.connect),
+            ));
+        }
+    }
+    if let Some(url) = &cfg.redis.url {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {
+            return Err(("redis.url".into(), format!("`{url}` is not a redis:// URL")));
+        }
+    }
+    if cfg.classifier.history_turns > 64 {
+        return Err(("classifier.history_turns".into(), "must be at most 64".into()));
+    }
+    if let Some(s) = &cfg.context.summarizer_model {
+        if !cfg.models.contains_key(s) {
+            return Err(("context.summarizer_model".into(), format!("unknown model `{s}`")));
+        }
+    }
+    if cfg.context.prompt_turns == 0 {
+        return Err(("context.prompt_turns".into(), "must be at least 1".into()));
+    }
+    validate_backends(&cfg.backends)?;
+    validate_ledger(&cfg.ledger, &cfg.models)?;
+    Ok(())
+}
+
+fn validate_model(name: &str, m: &ModelConfig, all: &BTreeMap<String, ModelConfig>) -> Result<(), Invalid> {
+    let at = |f: &str| format!("models.{name}.{f}");
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c)) {
+        return Err((format!("models.{name}"), "model names use letters, digits and - _ . : / only".into()));
+    }
+    if m.version.trim().is_empty() {
+        return Err((at("version"), "a pinned version is required".into()));
+    }
+    if m.context_window == 0 {
+        return Err((at("context_window"), "must be greater than 0".into()));
+    }
+    for (field, v) in [
+        ("price.input_per_mtok", m.price.input_per_mtok.0),
+        ("price.output_per_mtok", m.price.output_per_mtok.0),
+        ("price.per_request", m.price.per_request.0),
+    ] {
+        if v < 0 {
+            return Err((at(field), format!("must not be negative (got {v})")));
+        }
+    }
+    match &m.provider {
+        ProviderConfig::Openai { base_url, model_id, .. } | ProviderConfig::Anthropic { base_url, model_id, .. } => {
+            if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                return Err((at("provider.base_url"), format!("`{base_url}` must be an http(s) URL")));
+            }
+            if model_id.trim().is_empty() {
+                return Err((at("provider.model_id"), "must not be empty".into()));
+            }
+        }
+        ProviderConfig::Local { gguf, .. } => {
+            if gguf.as_os_str().is_empty() {
+                return Err((at("provider.gguf"), "must name a GGUF file".into()));
+            }
+        }
+        ProviderConfig::Mistralrs { model_path } => {
+            if model_path.as_os_str().is_empty() {
+                return Err((at("provider.model_path"), "must name a model".into()));
+            }
+        }
+    }
+    if let ProviderConfig::Anthropic { api_key, .. } | ProviderConfig::Openai { api_key: Some(api_key), .. } = &m.provider {
+        if api_key.env.is_none() && api_key.file.is_none() {
+            return Err((at("provider.api_key"), "name an `env` variable or a `file`; keys are never inline".into()));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, fb) in m.fallbacks.iter().enumerate() {
+        if fb == name {
+            return Err((format!("models.{name}.fallbacks[{i}]"), "a model cannot fall back to itself".into()));
+        }
+        if !all.contains_key(fb) {
+            return Err((format!("models.{name}.fallbacks[{i}]"), format!("unknown model `{fb}`")));
+        }
+        if !seen.insert(fb) {
+            return Err((format!("models.{name}.fallbacks[{i}]"), format!("`{fb}` is listed twice")));
+        }
+    }
+    if let Some(r) = m.lifecycle.replacement() {
+        match all.get(r) {
+            None => return Err((at("lifecycle.replacement"), format!("unknown model `{r}`"))),
+            Some(rm) if matches!(rm.lifecycle, Lifecycle::Retired { .. }) => {
+                return Err((at("lifecycle.replacement"), format!("`{r}` is itself retired")));
+            }
+            Some(_) if r == name => return Err((at("lifecycle.replacement"), "a model cannot replace itself".into())),
+            Some(_) => {}
+        }
+    }
+    for (f, d) in [("timeout", m.timeout), ("ttft_timeout", m.ttft_timeout)] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return Err((at(f), "must be greater than 0".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Fallback chains are walked transitively at run time, so a cycle would loop forever.
+fn check_fallback_cycles(models: &BTreeMap<String, ModelConfig>) -> Result<(), Invalid> {
+    fn visit<'a>(
+        n: &'a str,
+        models: &'a BTreeMap<String, ModelConfig>,
+        stack: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Result<(), Invalid> {
+        if done.contains(n) {
+            return Ok(());
+        }
+        if let Some(pos) = stack.iter().position(|s| *s == n) {
+            let mut cycle: Vec<&str> = stack[pos..].to_vec();
+            cycle.push(n);
+            return Err((format!("models.{}.fallbacks", stack[pos]), format!("fallback cycle: {}", cycle.join(" -> "))));
+        }
+        stack.push(n);
+        if let Some(m) = models.get(n) {
+            for fb in &m.fallbacks {
+                visit(fb, models, stack, done)?;
+            }
+        }
+        stack.pop();
+        done.insert(n);
+        Ok(())
+    }
+    let mut done = BTreeSet::new();
+    for name in models.keys() {
+        visit(name, models, &mut Vec::new(), &mut done)?;
+    }
+    Ok(())
+}
+
+fn validate_server(s: &ServerConfig) -> Result<(), Invalid> {
+    if s.max_turn_bytes == 0 {
+        return Err(("server.max_turn_bytes".into(), "must be greater than 0".into()));
+    }
+    if s.default_max_tokens == 0 || s.default_max_tokens > s.max_tokens_limit {
+        return Err((
+            "server.default_max_tokens".into(),
+            format!("must be between 1 and server.max_tokens_limit ({})", s.max_tokens_limit),
+        ));
+    }
+    if s.capacity == 0 {
+        return Err(("server.capacity".into(), "must be greater than 0".into()));
+    }
+    if s.default_tenant.trim().is_empty() {
+        return Err(("server.default_tenant".into(), "must not be empty".into()));
+    }
+    let d = &s.deadlines;
+    for (f, v) in [
+        ("context", d.context),
+        ("classify", d.classify),
+        ("policy", d.policy),
+        ("ledger", d.ledger),
+        ("generate", d.generate),
+    ] {
+        if v.is_zero() {
+            return Err((format!("server.deadlines.{f}"), "must be greater than 0".into()));
+        }
+    }
+    Ok(())
+}
+
+fn validate_backends(b: &BackendsConfig) -> Result<(), Invalid> {
+    if b.timeout.is_zero() || b.ttft_timeout.is_zero() {
+        return Err(("backends.timeout".into(), "timeouts must be greater than 0".into()));
+    }
+    if b.retry.base_delay > b.retry.max_delay {
+        return Err(("backends.retry.base_delay".into(), "must not exceed backends.retry.max_delay".into()));
+    }
+    if !(0.0..=1.0).contains(&b.retry.budget_ratio) {
+        return Err(("backends.retry.budget_ratio".into(), "must be within 0..1".into()));
+    }
+    if b.breaker.failure_threshold == 0 {
+        return Err(("backends.breaker.failure_threshold".into(), "must be at least 1".into()));
+    }
+    Ok(())
+}
+
+fn validate_ledger(l: &LedgerConfig, models: &BTreeMap<String, ModelConfig>) -> Result<(), Invalid> {
+    const KINDS: [&str; 5] = ["global", "tenant", "user", "model", "conversation"];
+    for (i, lim) in l.limits.iter().enumerate() {
+        let at = |f: &str| format!("ledger.limits[{i}].{f}");
+        if !KINDS.contains(&lim.scope.as_str()) {
+            return Err((at("scope"), format!("`{}` is not one of {}", lim.scope, KINDS.join(", "))));
+        }
+        if lim.scope == "global" && lim.id.is_some() {
+            return Err((at("id"), "the global scope takes no id".into()));
+        }
+        if lim.scope == "model" {
+            if let Some(id) = &lim.id {
+                if !models.contains_key(id) {
+                    return Err((at("id"), format!("unknown model `{id}`")));
+                }
+            }
+        }
+        if lim.limit_micros <= 0 {
+            return Err((at("limit_micros"), "must be greater than 0".into()));
+        }
+    }
+    if l.reservation_ttl.is_zero() {
+        return Err(("ledger.reservation_ttl".into(), "must be greater than 0".into()));
+    }
+    if !(0.0..=1.0).contains(&l.alert_remaining_fraction) {
+        return Err(("ledger.alert_remaining_fraction".into(), "must be within 0..1".into()));
+    }
+    Ok(())
+}

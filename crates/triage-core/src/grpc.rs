@@ -1,0 +1,154 @@
+//! Serving and calling gRPC the same way in every service: health (grpc.health.v1) and
+//! reflection on every server, TCP_NODELAY everywhere, trace context in metadata, and a
+//! graceful shutdown that flips health to NOT_SERVING before draining.
+
+use crate::error::{Error, Result};
+use opentelemetry::propagation::{Extractor, Injector};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::ServingStatus;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// A channel whose every request carries the caller's trace context.
+pub type TracedChannel = InterceptedService<Channel, TraceInterceptor>;
+
+/// Binds a listener; port 0 picks a free port.
+pub async fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| Error::Address { addr: addr.to_string(), reason: e.to_string() })
+}
+
+/// A lazily-connecting channel to another service: services may start in any order.
+pub fn channel(url: &str) -> Result<TracedChannel> {
+    let ep = Endpoint::from_shared(url.to_string())
+        .map_err(|e| Error::Address { addr: url.to_string(), reason: e.to_string() })?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(InterceptedService::new(ep.connect_lazy(), TraceInterceptor))
+}
+
+/// Injects the current span's trace context (W3C traceparent) into outgoing metadata.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceInterceptor;
+
+impl tonic::service::Interceptor for TraceInterceptor {
+    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+        let cx = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut MetadataInjector(req.metadata_mut()));
+        });
+        Ok(req)
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);
+
+impl Extractor for MetadataExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// A span for a handled RPC, child of the caller's trace when the metadata carries one.
+pub fn server_span(rpc: &'static str, metadata: &tonic::metadata::MetadataMap) -> tracing::Span {
+    let span = tracing::info_span!("rpc", rpc, otel.kind = "server");
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetadataExtractor(metadata)));
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// How a server shuts down.
+#[derive(Debug, Clone, Copy)]
+pub struct Shutdown {
+    /// Time between NOT_SERVING and refusing new connections, so load balancers notice.
+    pub drain_delay: Duration,
+    /// Longest wait for in-flight calls after that.
+    pub grace_period: Duration,
+}
+
+/// Serves `routes` on `listener` with health and reflection until `stop` is cancelled, then
+/// reports NOT_SERVING, stops accepting and drains in-flight calls within the grace period.
+/// `names` are the fully-qualified services reported by health (`triage.v1.Router`, ...).
+pub async fn serve(
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    names: &[&str],
+    stop: CancellationToken,
+    shutdown: Shutdown,
+) -> Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in names.iter().copied().chain(std::iter::once("")) {
+        reporter.set_service_status(name, ServingStatus::Serving).await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(triage_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Address { addr: "reflection".into(), reason: e.to_string() })?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(triage_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Error::Address { addr: "reflection".into(), reason: e.to_string() })?;
+    let routes = routes.add_service(health).add_service(reflection_v1).add_service(reflection_v1alpha);
+
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let drained = CancellationToken::new();
+    let signal = {
+        let stop = stop.clone();
+        let drained = drained.clone();
+        async move {
+            stop.cancelled().await;
+            for name in names.iter().map(String::as_str).chain(std::iter::once("")) {
+                reporter.set_service_status(name, ServingStatus::NotServing).await;
+            }
+            tracing::info!(delay = ?shutdown.drain_delay, "health NOT_SERVING; draining");
+            tokio::time::sleep(shutdown.drain_delay).await;
+            drained.cancel();
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, signal);
+    tokio::pin!(server);
+    tokio::select! {
+        res = &mut server => return res.map_err(Error::from),
+        _ = drained.cancelled() => {}
+    }
+    match tokio::time::timeout(shutdown.grace_period, server).await {
+        Ok(res) => res.map_err(Error::from),
+        Err(_) => {
+            tracing::warn!(grace = ?shutdown.grace_period, "grace period over; abandoning in-flight calls");
+            Ok(())
+        }
+    }
+}

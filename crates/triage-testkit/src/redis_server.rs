@@ -1,0 +1,101 @@
+//! Starts a private `redis-server` on a free loopback port, killed on drop.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running redis-server owned by a test.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts redis-server (from PATH, or `TRIAGE_REDIS_SERVER`) and waits until it answers.
+    pub fn start() -> std::io::Result<RedisServer> {
+        let bin = std::env::var("TRIAGE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let dir = tempfile::tempdir()?;
+        for _ in 0..5 {
+            let port = crate::free_port();
+            let child = Command::new(&bin)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {bin}: {e} (run scripts/setup.sh)")))?;
+            let mut server = RedisServer { child: Some(child), port, _dir: tempfile::tempdir()? };
+            if server.wait_ready(Duration::from_secs(5)) {
+                server._dir = dir;
+                return Ok(server);
+            }
+            // Port race with another test: try another.
+        }
+        Err(std::io::Error::other("redis-server did not become ready"))
+    }
+
+    fn wait_ready(&mut self, within: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+            }
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                if s.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 16];
+                    if let Ok(n) = s.read(&mut buf) {
+                        if buf[..n].starts_with(b"+PONG") {
+                            return true;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server (to test Redis outages); `restart` brings it back on the same port.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port after [`RedisServer::stop`].
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        let bin = std::env::var("TRIAGE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        if self.wait_ready(Duration::from_secs(5)) { Ok(()) } else { Err(std::io::Error::other("redis-server did not restart")) }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
