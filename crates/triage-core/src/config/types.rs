@@ -54,6 +54,10 @@ pub struct ServerConfig {
     /// How long in-flight calls may drain after SIGTERM before the process exits.
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
+    /// Time between reporting NOT_SERVING and refusing new connections, so load balancers
+    /// stop sending first.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
     /// Largest accepted user turn, bytes.
     pub max_turn_bytes: usize,
     /// max_tokens used when a request sends 0.
@@ -72,6 +76,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             grace_period: Duration::from_secs(20),
+            drain_delay: Duration::from_secs(2),
             max_turn_bytes: 64 * 1024,
             default_max_tokens: 256,
             max_tokens_limit: 8192,
@@ -579,6 +584,10 @@ pub struct ContextConfig {
     pub prompt_turns: u32,
     /// Cheap model that writes handoff summaries; absent uses the extractive summariser.
     pub summarizer_model: Option<String>,
+    /// How long the summarizer model may take before the extractive summary is used, so a
+    /// slow cheap model never holds up an escalation.
+    #[serde(with = "humantime_serde")]
+    pub summarizer_timeout: Duration,
     /// System prompt given to every model.
     pub system_prompt: String,
 }
@@ -589,6 +598,7 @@ impl Default for ContextConfig {
             ttl: Duration::from_secs(7 * 24 * 3600),
             prompt_turns: 8,
             summarizer_model: None,
+            summarizer_timeout: Duration::from_secs(8),
             system_prompt: "You are a helpful, concise customer service assistant.".into(),
         }
     }
