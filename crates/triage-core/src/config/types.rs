@@ -365,20 +365,16 @@ impl std::fmt::Debug for SecretRef {
 impl SecretRef {
     /// Reads the secret; `Err` says where it was looked for, never what it is.
     pub fn resolve(&self) -> Result<String, String> {
-        if let Some(var) = &self.env {
-            if let Ok(v) = std::env::var(var) {
-                if !v.trim().is_empty() {
+        if let Some(var) = &self.env
+            && let Ok(v) = std::env::var(var)
+                && !v.trim().is_empty() {
                     return Ok(v.trim().to_string());
                 }
-            }
-        }
-        if let Some(path) = &self.file {
-            if let Ok(v) = std::fs::read_to_string(path) {
-                if !v.trim().is_empty() {
+        if let Some(path) = &self.file
+            && let Ok(v) = std::fs::read_to_string(path)
+                && !v.trim().is_empty() {
                     return Ok(v.trim().to_string());
                 }
-            }
-        }
         let mut places = Vec::new();
         if let Some(var) = &self.env {
             places.push(format!("env {var}"));
