@@ -3,7 +3,7 @@
 use crate::{Error, Policy, Result};
 use std::sync::Arc;
 use tracing::Instrument;
-use triage_core::grpc::{server_span, TracedChannel};
+use triage_core::grpc::{TracedChannel, server_span};
 use triage_proto::pb;
 use triage_proto::pb::policy_client::PolicyClient;
 
@@ -44,6 +44,9 @@ impl RemotePolicy {
 impl Policy for RemotePolicy {
     async fn decide(&self, req: pb::DecideRequest) -> Result<pb::DecideResponse> {
         let mut c = self.0.clone();
-        c.decide(req).await.map(tonic::Response::into_inner).map_err(Error::Remote)
+        c.decide(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(Error::Remote)
     }
 }
