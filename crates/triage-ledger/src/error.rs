@@ -9,6 +9,9 @@ pub enum Error {
     /// The request is malformed.
     #[error("invalid ledger request: {0}")]
     InvalidRequest(String),
+    /// The ledger's configuration is unusable.
+    #[error("invalid ledger configuration: {0}")]
+    Config(String),
     /// Redis failed and the ledger fails closed.
     #[error("ledger store unavailable: {0}")]
     Store(String),
@@ -29,7 +32,7 @@ impl Error {
         match self {
             Error::Store(_) => true,
             Error::Remote(s) => triage_core::StatusExt::is_retryable(s),
-            Error::InvalidRequest(_) => false,
+            Error::InvalidRequest(_) | Error::Config(_) => false,
         }
     }
 }
@@ -40,6 +43,7 @@ impl From<Error> for tonic::Status {
             Error::Remote(s) => s,
             Error::InvalidRequest(m) => tonic::Status::invalid_argument(m),
             Error::Store(_) => tonic::Status::unavailable(e.to_string()),
+            Error::Config(_) => tonic::Status::failed_precondition(e.to_string()),
         }
     }
 }

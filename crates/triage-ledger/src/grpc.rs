@@ -3,7 +3,7 @@
 use crate::{Error, Ledger, Result};
 use std::sync::Arc;
 use tracing::Instrument;
-use triage_core::grpc::{server_span, TracedChannel};
+use triage_core::grpc::{TracedChannel, server_span};
 use triage_proto::pb;
 use triage_proto::pb::ledger_client::LedgerClient;
 
@@ -20,7 +20,13 @@ impl LedgerServer {
 macro_rules! serve_rpc {
     ($self:ident, $request:ident, $name:literal, $method:ident) => {{
         let span = server_span($name, $request.metadata());
-        Ok(tonic::Response::new($self.0.$method($request.into_inner()).instrument(span).await?))
+        Ok(tonic::Response::new(
+            $self
+                .0
+                .$method($request.into_inner())
+                .instrument(span)
+                .await?,
+        ))
     }};
 }
 
@@ -28,15 +34,24 @@ type Reply<T> = std::result::Result<tonic::Response<T>, tonic::Status>;
 
 #[tonic::async_trait]
 impl pb::ledger_server::Ledger for LedgerServer {
-    async fn reserve(&self, request: tonic::Request<pb::ReserveRequest>) -> Reply<pb::ReserveResponse> {
+    async fn reserve(
+        &self,
+        request: tonic::Request<pb::ReserveRequest>,
+    ) -> Reply<pb::ReserveResponse> {
         serve_rpc!(self, request, "Ledger/Reserve", reserve)
     }
 
-    async fn commit(&self, request: tonic::Request<pb::CommitRequest>) -> Reply<pb::CommitResponse> {
+    async fn commit(
+        &self,
+        request: tonic::Request<pb::CommitRequest>,
+    ) -> Reply<pb::CommitResponse> {
         serve_rpc!(self, request, "Ledger/Commit", commit)
     }
 
-    async fn release(&self, request: tonic::Request<pb::ReleaseRequest>) -> Reply<pb::ReleaseResponse> {
+    async fn release(
+        &self,
+        request: tonic::Request<pb::ReleaseRequest>,
+    ) -> Reply<pb::ReleaseResponse> {
         serve_rpc!(self, request, "Ledger/Release", release)
     }
 
@@ -44,7 +59,10 @@ impl pb::ledger_server::Ledger for LedgerServer {
         serve_rpc!(self, request, "Ledger/Spend", spend)
     }
 
-    async fn limits(&self, request: tonic::Request<pb::LimitsRequest>) -> Reply<pb::LimitsResponse> {
+    async fn limits(
+        &self,
+        request: tonic::Request<pb::LimitsRequest>,
+    ) -> Reply<pb::LimitsResponse> {
         serve_rpc!(self, request, "Ledger/Limits", limits)
     }
 }
@@ -63,7 +81,10 @@ impl RemoteLedger {
 macro_rules! call_rpc {
     ($self:ident, $req:ident, $method:ident) => {{
         let mut c = $self.0.clone();
-        c.$method($req).await.map(tonic::Response::into_inner).map_err(Error::Remote)
+        c.$method($req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(Error::Remote)
     }};
 }
 

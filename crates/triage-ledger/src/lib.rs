@@ -1,11 +1,39 @@
 //! Ledger service: exact cost accounting in Redis. Reserve the worst case before a call,
 //! commit actuals after, release on failure; hard limits per scope and window.
+//!
+//! [`RedisLedger`] keeps integer micro-dollar counters per scope (global, tenant, user,
+//! model, conversation) and UTC window (hour, day, month). Reserve, commit, release and the
+//! reaper are each one Lua script, so every check-and-charge is atomic across any number of
+//! gateways; all keys share one Cluster hash slot (see [`keys`]). Requests are idempotent by
+//! id. When Redis is unreachable the configured fail mode applies: closed refuses, open
+//! grants unaccounted and counts locally; either way spend that could not be committed is
+//! kept in process and replayed through the same idempotent script once Redis answers.
+//!
+//! Not yet: revenue and margin per conversation (Commit has no revenue field yet),
+//! Prometheus metrics (the [`AlertHook`] and [`LocalStats`] are where they plug in), and a
+//! Redis Cluster client (the key layout is ready; the workspace's redis crate is built
+//! without `cluster-async`).
 
+mod clock;
 mod error;
 mod grpc;
+pub mod keys;
+pub mod limits;
+mod local;
+mod maintenance;
+mod ops;
+mod redis_ledger;
+mod reports;
+mod settle;
+pub mod window;
 
+pub use clock::{AlertHook, BudgetAlert, Clock, ManualClock, NoAlertHook, SystemClock};
 pub use error::{Error, Result};
 pub use grpc::{LedgerServer, RemoteLedger};
+pub use local::LocalStats;
+pub use ops::{CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS};
+pub use redis_ledger::{LedgerOptions, RedisLedger, RedisTarget};
+pub use reports::{ConversationCost, CostSummary};
 
 use triage_proto::pb;
 

@@ -1,0 +1,183 @@
+//! In-process state: this instance's open reservations, spend that could not reach Redis
+//! (fail-open, or any commit during an outage), and which alerts already fired.
+//!
+//! Reconciliation is exact because every deferred commit is replayed through the same
+//! idempotent commit script: a commit that did land before its reply was lost is simply
+//! "already committed" the second time.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use triage_core::Micros;
+use triage_proto::pb;
+
+/// A counter a reservation touches, with when it may expire and, when this instance
+/// planned it, what rebuilds the report indexes if Redis lost them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CounterRef {
+    pub key: String,
+    /// 0 when unknown (read back from a record).
+    pub expire_at_unix_ms: i64,
+    pub index: Option<CounterIndex>,
+}
+
+/// The id-index entry of a counter: set key, scope kind and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CounterIndex {
+    pub ids_key: String,
+    pub kind: String,
+    pub id: String,
+}
+
+/// A reservation made by this instance and not yet settled.
+#[derive(Debug, Clone)]
+pub(crate) struct Inflight {
+    pub counters: Arc<Vec<CounterRef>>,
+    pub model: String,
+    pub amount: i64,
+    pub deadline_unix_ms: i64,
+    /// False when fail-open granted it without Redis.
+    pub accounted: bool,
+}
+
+/// A commit that has not reached Redis yet.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingCommit {
+    pub req: pb::CommitRequest,
+    /// The counters, when this instance made the reservation.
+    pub counters: Option<Arc<Vec<CounterRef>>>,
+    /// When the commit was attempted (attribution windows use it, not the replay time).
+    pub at_unix_ms: i64,
+}
+
+/// Counters of what this instance holds outside Redis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalStats {
+    /// Outstanding fail-open reservations (granted while Redis was unreachable).
+    pub unaccounted_reserved: Micros,
+    /// Committed spend waiting to be written to Redis by `reconcile`.
+    pub unaccounted_spend: Micros,
+    /// Deferred commits waiting for `reconcile`.
+    pub pending_commits: usize,
+    /// Spend that could not be reconciled (no record and unknown scopes); logged as errors.
+    pub lost: Micros,
+    /// Reservations of this instance not yet committed or released.
+    pub inflight: usize,
+}
+
+/// Alert bookkeeping: `scope/window/window_id` -> window end, pruned once windows pass.
+type Alerted = HashMap<String, i64>;
+
+#[derive(Default)]
+pub(crate) struct Local {
+    inflight: Mutex<HashMap<String, Inflight>>,
+    pending: Mutex<VecDeque<PendingCommit>>,
+    has_pending: AtomicBool,
+    unaccounted_reserved: AtomicI64,
+    unaccounted_spend: AtomicI64,
+    lost: AtomicI64,
+    alerted: Mutex<Alerted>,
+    /// One reconciliation at a time; others skip rather than queue behind it.
+    pub reconcile_lock: tokio::sync::Mutex<()>,
+}
+
+/// Locks ignoring poison: the maps stay consistent between statements, so a panic elsewhere
+/// must not wedge accounting.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Local {
+    pub fn add_inflight(&self, request_id: &str, entry: Inflight) {
+        if !entry.accounted {
+            self.unaccounted_reserved
+                .fetch_add(entry.amount, Ordering::SeqCst);
+        }
+        if let Some(old) = lock(&self.inflight).insert(request_id.to_string(), entry) {
+            self.forget_unaccounted(&old);
+        }
+    }
+
+    pub fn inflight(&self, request_id: &str) -> Option<Inflight> {
+        lock(&self.inflight).get(request_id).cloned()
+    }
+
+    pub fn take_inflight(&self, request_id: &str) -> Option<Inflight> {
+        let e = lock(&self.inflight).remove(request_id);
+        if let Some(e) = &e {
+            self.forget_unaccounted(e);
+        }
+        e
+    }
+
+    fn forget_unaccounted(&self, e: &Inflight) {
+        if !e.accounted {
+            self.unaccounted_reserved
+                .fetch_sub(e.amount, Ordering::SeqCst);
+        }
+    }
+
+    /// Drops entries whose deadline passed `grace_ms` ago: Redis reaps accounted ones, and an
+    /// unaccounted one whose call never committed cost nothing we know of.
+    pub fn prune_inflight(&self, now_unix_ms: i64, grace_ms: i64) -> usize {
+        let mut map = lock(&self.inflight);
+        let stale: Vec<String> = map
+            .iter()
+            .filter(|(_, e)| e.deadline_unix_ms.saturating_add(grace_ms) < now_unix_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &stale {
+            if let Some(e) = map.remove(k) {
+                self.forget_unaccounted(&e);
+            }
+        }
+        stale.len()
+    }
+
+    pub fn push_pending(&self, p: PendingCommit) {
+        self.unaccounted_spend
+            .fetch_add(p.req.actual_micros, Ordering::SeqCst);
+        lock(&self.pending).push_back(p);
+        self.has_pending.store(true, Ordering::SeqCst);
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.has_pending.load(Ordering::SeqCst)
+    }
+
+    pub fn front_pending(&self) -> Option<PendingCommit> {
+        lock(&self.pending).front().cloned()
+    }
+
+    /// Removes the front entry once it reached Redis (or was given up as `lost`).
+    pub fn pop_pending(&self, lost: bool) {
+        let mut q = lock(&self.pending);
+        if let Some(p) = q.pop_front() {
+            self.unaccounted_spend
+                .fetch_sub(p.req.actual_micros, Ordering::SeqCst);
+            if lost {
+                self.lost.fetch_add(p.req.actual_micros, Ordering::SeqCst);
+            }
+        }
+        self.has_pending.store(!q.is_empty(), Ordering::SeqCst);
+    }
+
+    /// True the first time `key` is seen for a window ending at `end_unix_ms`.
+    pub fn first_alert(&self, key: String, end_unix_ms: i64, now_unix_ms: i64) -> bool {
+        let mut a = lock(&self.alerted);
+        if a.len() > 10_000 {
+            a.retain(|_, end| *end > now_unix_ms);
+        }
+        a.insert(key, end_unix_ms).is_none()
+    }
+
+    pub fn stats(&self) -> LocalStats {
+        LocalStats {
+            unaccounted_reserved: Micros(self.unaccounted_reserved.load(Ordering::SeqCst)),
+            unaccounted_spend: Micros(self.unaccounted_spend.load(Ordering::SeqCst)),
+            pending_commits: lock(&self.pending).len(),
+            lost: Micros(self.lost.load(Ordering::SeqCst)),
+            inflight: lock(&self.inflight).len(),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+-- Commit: charge the actual cost once and free the reservation.
+-- KEYS[1] record, KEYS[2] deadlines, KEYS[3..5] model attribution hour/day/month,
+-- KEYS[6] conversation attribution, KEYS[6+i] counter i (i = 1..n); when direct, also
+-- KEYS[7+n] kinds set and KEYS[7+n+i] the id-index set of counter i.
+-- ARGV[1] request id, [2] actual (decimal), [3] now ms, [4] record retention ms, [5] model,
+-- [6] conversation id ('' none), [7] conversation retention ms, [8..10] attribution
+-- TTL ms, [11] n, [12] '1' when the caller reserved these counters itself (it may then
+-- charge them even if the record is gone: Redis lost it, or the reservation never reached
+-- Redis in a fail-open outage), [12+i] TTL of counter i ('0': unknown, keep its TTL).
+-- Returns {code, charged, was_expired}: 1 committed, 2 already committed, 3 released
+-- earlier (nothing charged), 4 no record, 5 keys differ from the record, 6 charged without
+-- a record.
+local n = tonumber(ARGV[11])
+local actual = ARGV[2]
+
+local function encoded_keys()
+  local enc = {}
+  for i = 1, n do
+    local k = KEYS[6 + i]
+    enc[i] = #k .. ':' .. k
+  end
+  return table.concat(enc)
+end
+
+local function charge_counters(free_amount)
+  for i = 1, n do
+    local k = KEYS[6 + i]
+    if free_amount and free_amount ~= '0' then
+      -- Negate as a string: "-0" is not an integer to Redis, and Lua number formatting
+      -- could turn large amounts into exponent notation.
+      redis.call('HINCRBY', k, 'reserved', '-' .. free_amount)
+    end
+    if actual ~= '0' then
+      redis.call('HINCRBY', k, 'spent', actual)
+    end
+    redis.call('HINCRBY', k, 'requests', 1)
+    if ARGV[12 + i] ~= '0' then
+      redis.call('PEXPIRE', k, ARGV[12 + i])
+    end
+  end
+end
+
+local function attribute(model)
+  if model and model ~= '' then
+    for w = 0, 2 do
+      redis.call('HINCRBY', KEYS[3 + w], 'spent:' .. model, actual)
+      redis.call('HINCRBY', KEYS[3 + w], 'requests:' .. model, 1)
+      redis.call('PEXPIRE', KEYS[3 + w], ARGV[8 + w])
+    end
+  end
+  if ARGV[6] ~= '' then
+    redis.call('HINCRBY', KEYS[6], 'spent', actual)
+    redis.call('HINCRBY', KEYS[6], 'requests', 1)
+    redis.call('HSET', KEYS[6], 'model', model or '')
+    redis.call('PEXPIRE', KEYS[6], ARGV[7])
+  end
+end
+
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  if ARGV[12] ~= '1' or n == 0 then
+    return { 4, 0, 0 }
+  end
+  charge_counters(nil)
+  for i = 1, n do
+    local ttl = ARGV[12 + i]
+    redis.call('SADD', KEYS[7 + n], ARGV[12 + n + 2 * i - 1])
+    redis.call('SADD', KEYS[7 + n + i], ARGV[12 + n + 2 * i])
+    if ttl ~= '0' then
+      redis.call('PEXPIRE', KEYS[7 + n + i], ttl)
+    end
+  end
+  redis.call('HSET', KEYS[1], 'state', 'committed', 'amount', '0', 'actual', actual,
+    'model', ARGV[5], 'committed', ARGV[3], 'keys', encoded_keys())
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  attribute(ARGV[5])
+  return { 6, tonumber(actual), 0 }
+end
+if state == 'committed' then
+  return { 2, 0, 0 }
+end
+if state == 'released' then
+  return { 3, 0, 0 }
+end
+if redis.call('HGET', KEYS[1], 'keys') ~= encoded_keys() then
+  return { 5, 0, 0 }
+end
+local model = ARGV[5]
+if model == '' then
+  model = redis.call('HGET', KEYS[1], 'model')
+end
+-- An expired reservation was already freed by the reaper; the call happened anyway (the
+-- gateway was slow, not dead), so its actual cost is still charged.
+local was_expired = 0
+if state == 'expired' then
+  was_expired = 1
+  charge_counters(nil)
+else
+  charge_counters(redis.call('HGET', KEYS[1], 'amount'))
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'committed', 'actual', actual, 'committed', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+attribute(model)
+return { 1, tonumber(actual), was_expired }

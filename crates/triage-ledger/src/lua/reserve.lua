@@ -1,0 +1,60 @@
+-- Reserve: all counters or none. Every key arrives in KEYS (one hash slot); window ids,
+-- deadlines and expiries arrive in ARGV, so the script reads no clock and builds no key.
+-- KEYS[1] record hash, KEYS[2] deadlines zset, KEYS[3] kinds set,
+-- KEYS[3+i] counter hash i, KEYS[3+n+i] id-index set of counter i   (i = 1..n)
+-- ARGV[1] request id, [2] amount (decimal), [3] deadline ms, [4] now ms, [5] model, [6] n,
+-- then for counter i at b = 6 + 4(i-1): [b+1] limit (-1: none), [b+2] counter TTL ms (relative, so
+-- a skew between the ledger's clock and Redis's cannot expire a live counter),
+-- [b+3] scope kind, [b+4] scope id.
+-- Returns {2, state} when the request id exists (1 reserved, 2 committed, 3 released,
+-- 4 expired), {0, i, used} when counter i refuses, {1, used_1 .. used_n} when granted,
+-- where used = spent + reserved (after this reservation when granted; -1 for counters
+-- without a limit).
+local STATE = { reserved = 1, committed = 2, released = 3, expired = 4 }
+local state = redis.call('HGET', KEYS[1], 'state')
+if state then
+  return { 2, STATE[state] or 0 }
+end
+
+local n = tonumber(ARGV[6])
+local amount = tonumber(ARGV[2])
+local used = {}
+-- Check every limit before writing anything: a refusal leaves no partial reservation.
+for i = 1, n do
+  local limit = tonumber(ARGV[6 + 4 * (i - 1) + 1])
+  used[i] = -1 -- unlimited counters are not read: nothing to check, nothing to alert on
+  if limit >= 0 then
+    local v = redis.call('HMGET', KEYS[3 + i], 'spent', 'reserved')
+    local u = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
+    if u + amount > limit then
+      return { 0, i, u }
+    end
+    used[i] = u + amount
+  end
+end
+
+local enc = {}
+for i = 1, n do
+  local b = 6 + 4 * (i - 1)
+  local k = KEYS[3 + i]
+  if ARGV[2] ~= '0' then
+    redis.call('HINCRBY', k, 'reserved', ARGV[2])
+  else
+    redis.call('HSETNX', k, 'reserved', '0')
+  end
+  redis.call('PEXPIRE', k, ARGV[b + 2])
+  redis.call('SADD', KEYS[3 + n + i], ARGV[b + 4])
+  redis.call('PEXPIRE', KEYS[3 + n + i], ARGV[b + 2])
+  redis.call('SADD', KEYS[3], ARGV[b + 3])
+  enc[i] = #k .. ':' .. k
+end
+-- The record keeps the exact counter keys so commit, release and the reaper touch the same
+-- counters even after the window rolls; it has no TTL while reserved (the reaper needs it).
+redis.call('HSET', KEYS[1], 'state', 'reserved', 'amount', ARGV[2], 'model', ARGV[5],
+  'created', ARGV[4], 'deadline', ARGV[3], 'keys', table.concat(enc))
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local out = { 1 }
+for i = 1, n do
+  out[i + 1] = used[i]
+end
+return out

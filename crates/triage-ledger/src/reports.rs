@@ -1,0 +1,239 @@
+//! Read side: spend per scope and window, limits and remaining fractions, cost per model
+//! and per conversation. Plain reads (each counter is read atomically on its own); only
+//! writes need scripts.
+
+use crate::keys::check_kind;
+use crate::limits::{remaining_fraction, scope_label};
+use crate::ops::normalize_scopes;
+use crate::window::{Span, Window, parse_window};
+use crate::{Error, RedisLedger, Result};
+use std::collections::{BTreeMap, HashMap};
+use triage_core::Micros;
+use triage_proto::pb;
+
+/// Committed cost and request count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CostSummary {
+    /// Committed spend.
+    pub spent: Micros,
+    /// Committed requests.
+    pub requests: u64,
+}
+
+/// Spend of one conversation (revenue and margin come with the revenue field of Commit).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationCost {
+    /// Committed spend and requests.
+    pub cost: CostSummary,
+    /// Model of the latest commit.
+    pub last_model: String,
+}
+
+type Counters = Vec<(Option<i64>, Option<i64>, Option<u64>)>;
+
+impl RedisLedger {
+    async fn read_counters(&self, keys: &[String]) -> Result<Counters> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.hget(k, &["spent", "reserved", "requests"]);
+        }
+        Ok(self.inner.query(&pipe).await?)
+    }
+
+    /// [`crate::Ledger::spend`] at an explicit time: the window instances containing `now`.
+    pub async fn spend_at(
+        &self,
+        req: pb::SpendRequest,
+        now_unix_ms: i64,
+    ) -> Result<pb::SpendResponse> {
+        let windows: Vec<Window> = if req.window.is_empty() {
+            Window::ALL.to_vec()
+        } else {
+            vec![parse_window(&req.window)?]
+        };
+        let spans: Vec<Span> = windows
+            .iter()
+            .map(|w| Span::at(*w, now_unix_ms))
+            .collect::<Result<_>>()?;
+        let k = &self.inner.keys;
+        let kinds: Vec<String> = if req.kind.is_empty() {
+            if !req.id.is_empty() {
+                return Err(Error::InvalidRequest("an id needs a kind".into()));
+            }
+            let mut pipe = redis::pipe();
+            pipe.smembers(k.kinds());
+            let (mut kinds,): (Vec<String>,) = self.inner.query(&pipe).await?;
+            kinds.sort();
+            kinds
+        } else {
+            check_kind(&req.kind)?;
+            vec![req.kind.clone()]
+        };
+
+        // (kind, id, span) of every row, ids listed from the per-window index when not given.
+        let mut rows: Vec<(String, String, &Span)> = Vec::new();
+        if req.id.is_empty() {
+            let mut pipe = redis::pipe();
+            let mut asked = Vec::new();
+            for kind in &kinds {
+                for span in &spans {
+                    pipe.smembers(k.ids(kind, span));
+                    asked.push((kind.clone(), span));
+                }
+            }
+            let ids: Vec<Vec<String>> = if asked.is_empty() {
+                Vec::new()
+            } else {
+                self.inner.query(&pipe).await?
+            };
+            for ((kind, span), mut ids) in asked.into_iter().zip(ids) {
+                ids.sort();
+                rows.extend(ids.into_iter().map(|id| (kind.clone(), id, span)));
+            }
+        } else {
+            for kind in &kinds {
+                rows.extend(spans.iter().map(|s| (kind.clone(), req.id.clone(), s)));
+            }
+        }
+
+        let keys: Vec<String> = rows
+            .iter()
+            .map(|(kind, id, span)| k.counter(kind, id, span))
+            .collect();
+        let values = self.read_counters(&keys).await?;
+        let mut out: Vec<pb::ScopeSpend> = rows
+            .into_iter()
+            .zip(values)
+            .map(
+                |((kind, id, span), (spent, reserved, requests))| pb::ScopeSpend {
+                    limit_micros: self.inner.limits.get(&kind, &id, span.window).unwrap_or(0),
+                    scope: Some(pb::Scope { kind, id }),
+                    window: span.window.as_str().to_string(),
+                    window_start_unix_ms: span.start_unix_ms,
+                    spent_micros: spent.unwrap_or(0),
+                    reserved_micros: reserved.unwrap_or(0),
+                    requests: requests.unwrap_or(0),
+                },
+            )
+            .collect();
+        out.sort_by(|a, b| {
+            let key = |r: &pb::ScopeSpend| {
+                let s = r.scope.clone().unwrap_or_default();
+                (s.kind, s.id, parse_window(&r.window).ok())
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(pb::SpendResponse { rows: out })
+    }
+
+    /// [`crate::Ledger::limits`] at an explicit time: one row per configured limit touching
+    /// the scopes (global always included).
+    pub async fn limits_at(
+        &self,
+        scopes: &[pb::Scope],
+        now_unix_ms: i64,
+    ) -> Result<pb::LimitsResponse> {
+        if self.inner.limits.is_empty() {
+            return Ok(pb::LimitsResponse::default());
+        }
+        let scopes = normalize_scopes(scopes)?;
+        let plan: Vec<_> = self
+            .plan(&scopes, now_unix_ms)?
+            .into_iter()
+            .filter(|c| c.limit.is_some())
+            .collect();
+        let keys: Vec<String> = plan.iter().map(|c| c.key.clone()).collect();
+        let values = self.read_counters(&keys).await?;
+        let limits = plan
+            .into_iter()
+            .zip(values)
+            .map(|(c, (spent, reserved, _))| {
+                let limit = c.limit.unwrap_or(0);
+                let used = spent.unwrap_or(0).saturating_add(reserved.unwrap_or(0));
+                pb::LimitState {
+                    scope: Some(c.scope),
+                    window: c.span.window.as_str().to_string(),
+                    limit_micros: limit,
+                    used_micros: used,
+                    remaining_fraction: remaining_fraction(limit, used),
+                    resets_at_unix_ms: c.span.end_unix_ms,
+                }
+            })
+            .collect();
+        Ok(pb::LimitsResponse { limits })
+    }
+
+    /// Remaining fraction of every limit touching `scopes`, keyed `kind[:id]/window`
+    /// (`global/day`, `tenant:acme/hour`): the policy's `system.budget`.
+    pub async fn budget_remaining(&self, scopes: &[pb::Scope]) -> Result<BTreeMap<String, f64>> {
+        let l = self.limits_at(scopes, self.now_unix_ms()).await?;
+        Ok(l.limits
+            .into_iter()
+            .map(|s| {
+                let scope = s.scope.unwrap_or_default();
+                (
+                    format!("{}/{}", scope_label(&scope.kind, &scope.id), s.window),
+                    s.remaining_fraction,
+                )
+            })
+            .collect())
+    }
+
+    /// Committed cost per answering model in the `window` instance containing `now`
+    /// (attributed to the model named at commit, which may differ from the reserved one
+    /// after failover).
+    pub async fn model_spend_at(
+        &self,
+        window: Window,
+        now_unix_ms: i64,
+    ) -> Result<BTreeMap<String, CostSummary>> {
+        let span = Span::at(window, now_unix_ms)?;
+        let mut pipe = redis::pipe();
+        pipe.hgetall(self.inner.keys.model_attribution(&span));
+        let (fields,): (HashMap<String, i64>,) = self.inner.query(&pipe).await?;
+        let mut out: BTreeMap<String, CostSummary> = BTreeMap::new();
+        for (field, v) in fields {
+            if let Some(model) = field.strip_prefix("spent:") {
+                out.entry(model.to_string()).or_default().spent = Micros(v);
+            } else if let Some(model) = field.strip_prefix("requests:") {
+                out.entry(model.to_string()).or_default().requests = u64::try_from(v).unwrap_or(0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`RedisLedger::model_spend_at`] now.
+    pub async fn model_spend(&self, window: Window) -> Result<BTreeMap<String, CostSummary>> {
+        self.model_spend_at(window, self.now_unix_ms()).await
+    }
+
+    /// Committed cost of one conversation (as named in Commit), if any was committed in
+    /// the last 90 days.
+    pub async fn conversation_spend(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationCost>> {
+        let mut pipe = redis::pipe();
+        pipe.hgetall(self.inner.keys.conversation(conversation_id));
+        let (fields,): (HashMap<String, String>,) = self.inner.query(&pipe).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let num = |f: &str| {
+            fields
+                .get(f)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(Some(ConversationCost {
+            cost: CostSummary {
+                spent: Micros(num("spent")),
+                requests: u64::try_from(num("requests")).unwrap_or(0),
+            },
+            last_model: fields.get("model").cloned().unwrap_or_default(),
+        }))
+    }
+}

@@ -1,0 +1,315 @@
+//! Commit and release: each one atomic Lua script. The counters to touch come from this
+//! instance's copy of its own reservations, or else from the reservation record in Redis.
+
+use crate::keys::decode_key_list;
+use crate::local::{CounterIndex, CounterRef, PendingCommit};
+use crate::ops::{CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS, check_amount, check_request_id};
+use crate::redis_ledger::StoreFail;
+use crate::window::Span;
+use crate::{Error, RedisLedger, Result};
+use redis::Script;
+use std::sync::{Arc, LazyLock};
+use triage_core::Micros;
+use triage_core::config::FailMode;
+use triage_proto::pb;
+
+static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+
+/// Result of the commit script, decoded.
+pub(crate) enum Committed {
+    Charged {
+        charged: i64,
+        late: bool,
+        direct: bool,
+    },
+    Already,
+    Released,
+    Missing,
+}
+
+impl RedisLedger {
+    /// The counter keys a reservation record names; `None` when there is no record.
+    pub(crate) async fn record_counters(
+        &self,
+        request_id: &str,
+    ) -> std::result::Result<Option<Vec<CounterRef>>, StoreFail> {
+        let mut pipe = redis::pipe();
+        pipe.hget(self.inner.keys.record(request_id), "keys");
+        let (keys,): (Option<String>,) = self.inner.query(&pipe).await?;
+        let Some(keys) = keys else { return Ok(None) };
+        let keys = decode_key_list(&keys).map_err(|e| StoreFail::Broken(e.to_string()))?;
+        Ok(Some(
+            keys.into_iter()
+                .map(|key| CounterRef {
+                    key,
+                    expire_at_unix_ms: 0,
+                    index: None,
+                })
+                .collect(),
+        ))
+    }
+
+    async fn run_commit(
+        &self,
+        req: &pb::CommitRequest,
+        counters: &[CounterRef],
+        direct: bool,
+        now_unix_ms: i64,
+    ) -> std::result::Result<Vec<i64>, StoreFail> {
+        let k = &self.inner.keys;
+        let spans = Span::all_at(now_unix_ms).map_err(|e| StoreFail::Broken(e.to_string()))?;
+        let mut inv = COMMIT.prepare_invoke();
+        inv.key(k.record(&req.request_id)).key(k.deadlines());
+        for s in &spans {
+            inv.key(k.model_attribution(s));
+        }
+        inv.key(k.conversation(&req.conversation_id));
+        for c in counters {
+            inv.key(&c.key);
+        }
+        // Charging without a record (direct) also rebuilds the report indexes, which Redis
+        // may have lost with the record.
+        let index: Option<Vec<&CounterIndex>> = if direct {
+            counters.iter().map(|c| c.index.as_ref()).collect()
+        } else {
+            None
+        };
+        if let Some(index) = &index {
+            inv.key(k.kinds());
+            for i in index {
+                inv.key(&i.ids_key);
+            }
+        }
+        inv.arg(&req.request_id)
+            .arg(req.actual_micros)
+            .arg(now_unix_ms)
+            .arg(RECORD_RETENTION_MS)
+            .arg(&req.model)
+            .arg(&req.conversation_id)
+            .arg(CONVERSATION_RETENTION_MS);
+        for s in &spans {
+            inv.arg(self.ttl_until(s.expire_at_unix_ms()));
+        }
+        inv.arg(counters.len())
+            .arg(if index.is_some() { "1" } else { "0" });
+        for c in counters {
+            // 0: unknown (counters named by the record already carry their TTL).
+            inv.arg(if c.expire_at_unix_ms == 0 {
+                0
+            } else {
+                self.ttl_until(c.expire_at_unix_ms)
+            });
+        }
+        for i in index.iter().flatten() {
+            inv.arg(&i.kind).arg(&i.id);
+        }
+        self.inner.eval(&inv).await
+    }
+
+    /// Commits through the script: with the counters this instance knows (it reserved them),
+    /// else with those the record names.
+    pub(crate) async fn settle_commit(
+        &self,
+        req: &pb::CommitRequest,
+        known: Option<Arc<Vec<CounterRef>>>,
+        now_unix_ms: i64,
+    ) -> std::result::Result<Committed, StoreFail> {
+        let mut reply = match &known {
+            Some(c) => self.run_commit(req, c, true, now_unix_ms).await?,
+            None => vec![5, 0, 0],
+        };
+        if reply.first() == Some(&5) {
+            // Not ours, or ours differs from the record: the record is the truth.
+            reply = match self.record_counters(&req.request_id).await? {
+                Some(c) => self.run_commit(req, &c, false, now_unix_ms).await?,
+                None => vec![4, 0, 0],
+            };
+        }
+        match reply.as_slice() {
+            [1, charged, late] => Ok(Committed::Charged {
+                charged: *charged,
+                late: *late == 1,
+                direct: false,
+            }),
+            [6, charged, _] => Ok(Committed::Charged {
+                charged: *charged,
+                late: false,
+                direct: true,
+            }),
+            [2, ..] => Ok(Committed::Already),
+            [3, ..] => Ok(Committed::Released),
+            [4, ..] => Ok(Committed::Missing),
+            other => Err(StoreFail::Broken(format!(
+                "unexpected commit script reply {other:?}"
+            ))),
+        }
+    }
+
+    /// [`crate::Ledger::commit`] at an explicit time.
+    pub async fn commit_at(
+        &self,
+        mut req: pb::CommitRequest,
+        now_unix_ms: i64,
+    ) -> Result<pb::CommitResponse> {
+        check_request_id(&req.request_id)?;
+        check_amount("actual", req.actual_micros)?;
+        let local = &self.inner.local;
+        let inflight = local.inflight(&req.request_id);
+        if req.model.is_empty()
+            && let Some(e) = &inflight
+        {
+            req.model = e.model.clone();
+        }
+        if let Some(e) = inflight.as_ref().filter(|e| req.actual_micros > e.amount) {
+            // Charged in full anyway (the money is spent); the price table or token estimate
+            // that sized the reservation is wrong, and limits can be overshot by the gap.
+            tracing::warn!(
+                request_id = %req.request_id, reserved = %Micros(e.amount), actual = %Micros(req.actual_micros),
+                "actual cost above the reservation"
+            );
+        }
+        let known = inflight.as_ref().map(|e| e.counters.clone());
+        match self.settle_commit(&req, known.clone(), now_unix_ms).await {
+            Ok(outcome) => {
+                local.take_inflight(&req.request_id);
+                self.commit_response(&req, outcome)
+            }
+            Err(StoreFail::Down(m)) => {
+                // The call happened: keep its cost and replay it when Redis answers. Replays
+                // go through the idempotent script, so a commit that did land is not doubled.
+                local.take_inflight(&req.request_id);
+                let actual = req.actual_micros;
+                tracing::warn!(
+                    request_id = %req.request_id, actual = %Micros(actual), error = %m,
+                    "ledger unreachable: commit deferred until Redis answers"
+                );
+                local.push_pending(PendingCommit {
+                    req,
+                    counters: known,
+                    at_unix_ms: now_unix_ms,
+                });
+                match self.inner.fail_mode {
+                    FailMode::Open => Ok(pb::CommitResponse {
+                        charged_micros: actual,
+                        already_committed: false,
+                    }),
+                    FailMode::Closed => Err(Error::Store(format!(
+                        "{m} (commit kept for reconciliation)"
+                    ))),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn commit_response(
+        &self,
+        req: &pb::CommitRequest,
+        outcome: Committed,
+    ) -> Result<pb::CommitResponse> {
+        let id = &req.request_id;
+        match outcome {
+            Committed::Charged {
+                charged,
+                late,
+                direct,
+            } => {
+                if late {
+                    tracing::warn!(request_id = %id, "commit after the reservation expired: charged anyway");
+                }
+                if direct {
+                    tracing::info!(request_id = %id, "charged without a Redis reservation (fail-open or lost record)");
+                }
+                Ok(pb::CommitResponse {
+                    charged_micros: charged,
+                    already_committed: false,
+                })
+            }
+            Committed::Already => Ok(pb::CommitResponse {
+                charged_micros: 0,
+                already_committed: true,
+            }),
+            Committed::Released => {
+                tracing::warn!(request_id = %id, "commit after release: the release stands, nothing charged");
+                Ok(pb::CommitResponse {
+                    charged_micros: 0,
+                    already_committed: false,
+                })
+            }
+            Committed::Missing => Err(Error::InvalidRequest(format!(
+                "no reservation for request id `{id}`"
+            ))),
+        }
+    }
+
+    /// [`crate::Ledger::release`] at an explicit time.
+    pub async fn release_at(
+        &self,
+        req: pb::ReleaseRequest,
+        now_unix_ms: i64,
+    ) -> Result<pb::ReleaseResponse> {
+        check_request_id(&req.request_id)?;
+        let inflight = self.inner.local.take_inflight(&req.request_id);
+        let unaccounted = inflight.as_ref().is_some_and(|e| !e.accounted);
+        let res = async {
+            let mut code = match &inflight {
+                Some(e) => {
+                    self.run_release(&req.request_id, &e.counters, now_unix_ms)
+                        .await?
+                }
+                None => 5,
+            };
+            if code == 5 {
+                code = match self.record_counters(&req.request_id).await? {
+                    Some(c) => self.run_release(&req.request_id, &c, now_unix_ms).await?,
+                    None => 0,
+                };
+            }
+            Ok::<i64, StoreFail>(code)
+        }
+        .await;
+        match res {
+            // A fail-open reservation has nothing in Redis to free: releasing it locally is it.
+            Ok(code) => Ok(pb::ReleaseResponse {
+                released: code == 1 || (code == 0 && unaccounted),
+            }),
+            Err(StoreFail::Down(m)) if self.inner.fail_mode == FailMode::Open || unaccounted => {
+                tracing::warn!(request_id = %req.request_id, error = %m, "ledger unreachable: the reaper frees this reservation");
+                Ok(pb::ReleaseResponse {
+                    released: unaccounted,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn run_release(
+        &self,
+        id: &str,
+        counters: &[CounterRef],
+        now: i64,
+    ) -> std::result::Result<i64, StoreFail> {
+        self.run_free(&RELEASE, id, counters, now).await
+    }
+
+    pub(crate) async fn run_free(
+        &self,
+        script: &Script,
+        id: &str,
+        counters: &[CounterRef],
+        now: i64,
+    ) -> std::result::Result<i64, StoreFail> {
+        let k = &self.inner.keys;
+        let mut inv = script.prepare_invoke();
+        inv.key(k.record(id)).key(k.deadlines());
+        for c in counters {
+            inv.key(&c.key);
+        }
+        inv.arg(id)
+            .arg(now)
+            .arg(RECORD_RETENTION_MS)
+            .arg(counters.len());
+        self.inner.eval(&inv).await
+    }
+}
