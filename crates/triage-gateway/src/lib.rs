@@ -1,1 +1,91 @@
+//! The gateway: the request flow of `Router.Route` over the five service traits, so the
+//! same code runs in one process or across many.
+//!
+//! context.Get → classify (with history) → signals → policy.Decide → handoff on escalation
+//! → ledger.Reserve → backends.Generate → ledger.Commit → context.Append → decision log.
 
+mod decision_log;
+mod error;
+mod flow;
+mod grpc;
+mod idempotency;
+mod lock;
+mod signals;
+mod validate;
+
+pub use decision_log::DecisionLog;
+pub use error::{Error, Result};
+pub use grpc::RouterServer;
+pub use signals::LoadTracker;
+
+use std::sync::Arc;
+use triage_backends::Backends;
+use triage_classifier::Classifier;
+use triage_context::ContextStore;
+use triage_core::{Catalog, Config};
+use triage_ledger::Ledger;
+use triage_policy::Policy;
+
+/// The five services the gateway composes, in-process or remote.
+#[derive(Clone)]
+pub struct Services {
+    /// Labels queries.
+    pub classifier: Arc<dyn Classifier>,
+    /// Picks models.
+    pub policy: Arc<dyn Policy>,
+    /// Calls models.
+    pub backends: Arc<dyn Backends>,
+    /// Owns conversations.
+    pub context: Arc<dyn ContextStore>,
+    /// Accounts for money.
+    pub ledger: Arc<dyn Ledger>,
+}
+
+/// The request flow and everything it keeps between requests.
+pub struct Gateway {
+    services: Services,
+    config: Arc<Config>,
+    catalog: Arc<Catalog>,
+    redis: redis::aio::ConnectionManager,
+    log: DecisionLog,
+    load: LoadTracker,
+    signals: signals::ModelSignals,
+}
+
+impl Gateway {
+    /// A gateway over `services`, keeping idempotency records, conversation locks and the
+    /// decision log in `redis`.
+    pub fn new(services: Services, config: Arc<Config>, redis: redis::aio::ConnectionManager) -> Arc<Gateway> {
+        let catalog = Arc::new(Catalog::from_config(&config));
+        let prefix = config.redis.key_prefix.clone();
+        Arc::new(Gateway {
+            log: DecisionLog::new(redis.clone(), &prefix),
+            load: LoadTracker::new(config.server.capacity),
+            signals: signals::ModelSignals::new(services.backends.clone()),
+            services,
+            catalog,
+            redis,
+            config,
+        })
+    }
+
+    /// The decision log.
+    pub fn decision_log(&self) -> &DecisionLog {
+        &self.log
+    }
+
+    /// In-flight requests and the load signal derived from them.
+    pub fn load(&self) -> &LoadTracker {
+        &self.load
+    }
+
+    /// The declared models.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The services this gateway calls.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+}

@@ -1,0 +1,289 @@
+//! The Route flow. Each step has a deadline and a declared failure mode, and everything it
+//! sees and decides goes into the decision record.
+
+use crate::idempotency::{Claim, Idempotency};
+use crate::lock::ConversationLock;
+use crate::{validate, Error, Gateway, Result};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use triage_core::{now_unix_ms, Micros, Tier};
+use triage_proto::pb;
+
+mod steps;
+
+/// Bytes of turn and reply kept in decision records.
+const RECORD_TEXT_LIMIT: usize = 2_000;
+
+/// A timed step for the decision record.
+pub(crate) struct Steps(Vec<pb::StepTiming>);
+
+impl Steps {
+    pub(crate) async fn run<T, E>(
+        &mut self,
+        step: &'static str,
+        deadline: Duration,
+        fut: impl Future<Output = std::result::Result<T, E>>,
+    ) -> std::result::Result<std::result::Result<T, E>, ()> {
+        let start = Instant::now();
+        let res = tokio::time::timeout(deadline, fut).await;
+        let outcome = match &res {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "error",
+            Err(_) => "timeout",
+        };
+        self.0.push(pb::StepTiming {
+            step: step.into(),
+            duration_us: start.elapsed().as_micros() as u64,
+            outcome: outcome.into(),
+        });
+        res.map_err(|_| ())
+    }
+
+    pub(crate) fn set_outcome(&mut self, outcome: &str) {
+        if let Some(last) = self.0.last_mut() {
+            last.outcome = outcome.into();
+        }
+    }
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+impl Gateway {
+    /// Answers one turn.
+    pub async fn route(&self, tenant: &str, req: pb::RouteRequest) -> Result<pb::RouteResponse> {
+        self.execute(tenant, req, None).await
+    }
+
+    /// Answers one turn as a stream: deltas, then one `done` chunk with the metadata. The
+    /// flow runs to completion (and is accounted for) even if the caller goes away.
+    pub fn route_stream(self: &Arc<Self>, tenant: String, req: pb::RouteRequest) -> mpsc::Receiver<Result<pb::RouteChunk>> {
+        let (tx, rx) = mpsc::channel(64);
+        let gw = self.clone();
+        tokio::spawn(
+            async move {
+                let (delta_tx, mut delta_rx) = mpsc::channel::<String>(64);
+                let fwd_tx = tx.clone();
+                let forward = tokio::spawn(async move {
+                    while let Some(d) = delta_rx.recv().await {
+                        let chunk = pb::RouteChunk { chunk: Some(pb::route_chunk::Chunk::Delta(d)) };
+                        if fwd_tx.send(Ok(chunk)).await.is_err() {
+                            // Caller gone: keep draining so generation is not blocked.
+                            continue;
+                        }
+                    }
+                });
+                let res = gw.execute(&tenant, req, Some(delta_tx)).await;
+                let _ = forward.await;
+                let last = res.map(|resp| pb::RouteChunk { chunk: Some(pb::route_chunk::Chunk::Done(resp)) });
+                let _ = tx.send(last).await;
+            }
+            .in_current_span(),
+        );
+        rx
+    }
+
+    async fn execute(
+        &self,
+        tenant: &str,
+        mut req: pb::RouteRequest,
+        sink: Option<mpsc::Sender<String>>,
+    ) -> Result<pb::RouteResponse> {
+        let started = Instant::now();
+        validate::route_request(&req, &self.config.server)?;
+        if req.request_id.is_empty() {
+            req.request_id = uuid::Uuid::now_v7().to_string();
+        }
+        if req.conversation_id.is_empty() {
+            req.conversation_id = uuid::Uuid::new_v4().to_string();
+            req.create_if_missing = true;
+        }
+        let span = tracing::info_span!(
+            "route",
+            request_id = %req.request_id,
+            conversation_id = %req.conversation_id,
+            tenant,
+        );
+        async move {
+            let _in_flight = self.load.enter();
+            let deadlines = &self.config.server.deadlines;
+            let lease = deadlines.generate + deadlines.context * 4 + Duration::from_secs(30);
+            let idem = Idempotency::new(self.redis.clone(), &self.config.redis.key_prefix);
+            match idem.claim(tenant, &req.request_id, lease, lease).await? {
+                Claim::Replay(resp) => {
+                    if let Some(sink) = &sink {
+                        let _ = sink.send(resp.reply.clone()).await;
+                    }
+                    return Ok(*resp);
+                }
+                Claim::Owned => {}
+            }
+            let lock_key = format!("{}:lock:{tenant}:{}", self.config.redis.key_prefix, req.conversation_id);
+            let lock = match ConversationLock::acquire(self.redis.clone(), lock_key, lease, lease).await {
+                Ok(l) => l,
+                Err(e) => {
+                    idem.abandon(tenant, &req.request_id).await;
+                    return Err(e);
+                }
+            };
+            let mut rec = pb::DecisionRecord {
+                request_id: req.request_id.clone(),
+                conversation_id: req.conversation_id.clone(),
+                tenant: tenant.to_string(),
+                received_at_unix_ms: now_unix_ms(),
+                turn: truncate(&req.turn, RECORD_TEXT_LIMIT),
+                user: req.user.clone(),
+                ..Default::default()
+            };
+            let mut steps = Steps(Vec::new());
+            let res = self.run(tenant, &req, sink, &mut rec, &mut steps).await;
+            lock.release().await;
+            rec.steps = steps.0;
+            rec.latency_us = started.elapsed().as_micros() as u64;
+            match res {
+                Ok(mut resp) => {
+                    resp.latency_us = rec.latency_us;
+                    rec.status = "ok".into();
+                    idem.complete(tenant, &req.request_id, &resp).await;
+                    self.log.write(&rec).await;
+                    tracing::info!(
+                        model = %resp.model, version = %resp.model_version, rule = %resp.rule_id,
+                        cost_micros = resp.cost_micros, latency_us = resp.latency_us, "routed"
+                    );
+                    Ok(resp)
+                }
+                Err(e) => {
+                    rec.status = format!("{:?}", e.code());
+                    rec.warnings.push(e.to_string());
+                    idem.abandon(tenant, &req.request_id).await;
+                    self.log.write(&rec).await;
+                    tracing::warn!(error = %e, "route failed");
+                    Err(e)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run(
+        &self,
+        tenant: &str,
+        req: &pb::RouteRequest,
+        sink: Option<mpsc::Sender<String>>,
+        rec: &mut pb::DecisionRecord,
+        steps: &mut Steps,
+    ) -> Result<pb::RouteResponse> {
+        let conv = self.load_conversation(tenant, req, steps).await?;
+        rec.conversation_turns = conv.turn_count;
+        rec.conversation_tier = conv.tier;
+
+        let classification = self.classify(req, &conv, rec, steps).await;
+        let mut decide = self.decide_request(tenant, req, &conv, classification.clone(), rec).await;
+        let mut decision = self.decide(decide.clone(), steps).await?;
+
+        let prompt = self.prepare_prompt(tenant, req, &conv, &decision, rec, steps).await?;
+        let max_tokens = if req.max_tokens == 0 { self.config.server.default_max_tokens } else { req.max_tokens };
+
+        // Reserve the worst case; past a hard limit, ask the policy again with no budget left
+        // so it picks a free model, and fail only if none can answer.
+        let mut reservation = self.reserve(tenant, req, &decision, prompt.tokens, max_tokens, rec, steps).await?;
+        if let Some(refusal) = reservation.refusal.take() {
+            for v in decide.system.get_or_insert_with(Default::default).budget_remaining.values_mut() {
+                *v = 0.0;
+            }
+            decide.system.get_or_insert_with(Default::default).budget_remaining.insert("refused".into(), 0.0);
+            decision = self.decide(decide, steps).await?;
+            let free = self.catalog.get(&decision.model).is_some_and(|m| m.price.is_free());
+            if !free {
+                return Err(Error::BudgetExhausted(refusal));
+            }
+            decision.warnings.push(format!("hard spend limit reached ({refusal}); answered by a free model"));
+            decision.budget_downgrade = true;
+            reservation = self.reserve(tenant, req, &decision, prompt.tokens, max_tokens, rec, steps).await?;
+            if let Some(refusal) = reservation.refusal {
+                return Err(Error::BudgetExhausted(refusal));
+            }
+        }
+        self.record_decision(rec, &decision);
+
+        let generated = self.generate(req, &decision, prompt, max_tokens, sink, rec, steps).await;
+        let generated = match generated {
+            Ok(g) => g,
+            Err(e) => {
+                self.release(&req.request_id, steps).await;
+                return Err(e);
+            }
+        };
+        let usage = generated.usage.unwrap_or_default();
+        let cost = self
+            .catalog
+            .get(&generated.model)
+            .map(|m| m.price.cost(u64::from(usage.input_tokens), u64::from(usage.output_tokens)))
+            .unwrap_or(Micros::ZERO);
+        self.commit(req, &generated.model, cost, reservation.unaccounted, rec, steps).await;
+
+        let tier = Tier::from_pb(generated.tier).or_else(|| self.catalog.get(&generated.model).map(|m| m.tier));
+        let escalated = decision.escalation;
+        self.append(tenant, req, &conv, &decision, &generated, escalated, steps).await?;
+
+        let mut warnings = decision.warnings.clone();
+        warnings.extend(generated.warnings.iter().cloned());
+        rec.attempts = generated.attempts.clone();
+        rec.model = generated.model.clone();
+        rec.model_version = generated.model_version.clone();
+        rec.tier = tier.map(|t| t.to_pb() as i32).unwrap_or_default();
+        rec.downgraded = generated.downgraded;
+        rec.escalated = escalated;
+        rec.cost_micros = cost.0;
+        rec.usage = Some(usage);
+        rec.reply = truncate(&generated.text, RECORD_TEXT_LIMIT);
+        rec.warnings.extend(warnings.iter().cloned());
+
+        Ok(pb::RouteResponse {
+            request_id: req.request_id.clone(),
+            conversation_id: req.conversation_id.clone(),
+            reply: generated.text,
+            model: generated.model,
+            model_version: generated.model_version,
+            tier: rec.tier,
+            rule_id: decision.rule_id,
+            reason: decision.reason,
+            usage: Some(usage),
+            cost_micros: cost.0,
+            classification,
+            escalated,
+            downgraded: generated.downgraded,
+            warnings,
+            latency_us: 0,
+            replayed: false,
+        })
+    }
+}
+
+/// Remaining-budget fractions keyed `kind[:id]/window`, from the ledger's limits.
+pub(crate) fn budget_map(limits: &pb::LimitsResponse) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for l in &limits.limits {
+        let scope = l.scope.clone().unwrap_or_default();
+        let key = if scope.id.is_empty() {
+            format!("{}/{}", scope.kind, l.window)
+        } else {
+            format!("{}:{}/{}", scope.kind, scope.id, l.window)
+        };
+        out.insert(key, l.remaining_fraction);
+    }
+    out
+}

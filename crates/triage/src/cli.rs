@@ -1,0 +1,107 @@
+//! Command-line interface.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Routes each LLM request to the cheapest model that can answer it well.
+#[derive(Debug, Parser)]
+#[command(name = "triage", version, about)]
+pub struct Cli {
+    /// Config file (YAML); the embedded default when absent.
+    #[arg(long, global = true, env = "TRIAGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs services: all in one process (default), or some, reaching the rest by address.
+    Serve {
+        /// `all`, or a comma list of gateway, classifier, policy, backends, context, ledger.
+        #[arg(long, default_value = "all")]
+        target: String,
+    },
+    /// Plays bundled conversations through the all-in-one stack and prints what it decided.
+    Demo {
+        /// Max tokens per reply.
+        #[arg(long, default_value_t = 48)]
+        max_tokens: u32,
+        /// Do not start the simulated providers: every provider model is then unavailable
+        /// (no keys) and the fallbacks answer.
+        #[arg(long)]
+        no_simulated_providers: bool,
+        /// Play only the conversations whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// Sends one turn to a running server.
+    Route {
+        /// The user turn.
+        text: String,
+        /// Conversation to continue (a new one when absent).
+        #[arg(long)]
+        conversation: Option<String>,
+        /// Create the conversation under --conversation when missing.
+        #[arg(long)]
+        create: bool,
+        /// Idempotency key.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Max tokens of the reply.
+        #[arg(long, default_value_t = 0)]
+        max_tokens: u32,
+        /// Stream the reply.
+        #[arg(long)]
+        stream: bool,
+        /// Print the response as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Gateway URL.
+        #[arg(long, env = "TRIAGE_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+    },
+    /// Prints the decision record of a request.
+    Explain {
+        /// Request id.
+        request_id: String,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
+        /// Gateway URL.
+        #[arg(long, env = "TRIAGE_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+    },
+    /// Config file commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Policy commands.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validates a config file without starting anything.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Prints the embedded default config.
+    Default,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Runs table tests (input -> expected model/rule) against a policy file.
+    Test {
+        /// Policy file.
+        policy: PathBuf,
+        /// Cases file.
+        cases: PathBuf,
+    },
+}

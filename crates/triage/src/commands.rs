@@ -1,0 +1,121 @@
+//! Dispatch of the subcommands that are not long-running services.
+
+use crate::cli::{Cli, Command, ConfigCommand, PolicyCommand};
+use anyhow::{Context as _, Result};
+use std::process::ExitCode;
+use triage_core::Config;
+use triage_proto::pb;
+use triage_proto::pb::router_client::RouterClient;
+
+mod explain;
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve { target } => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            let _guard = triage_core::telemetry::init(&config.telemetry)?;
+            crate::serve::serve(config, &target).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { max_tokens, no_simulated_providers, only } => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            crate::demo::run(config, max_tokens, !no_simulated_providers, only.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Route { text, conversation, create, request_id, max_tokens, stream, json, addr } => {
+            let req = pb::RouteRequest {
+                request_id: request_id.unwrap_or_default(),
+                conversation_id: conversation.unwrap_or_default(),
+                turn: text,
+                max_tokens,
+                create_if_missing: create,
+                ..Default::default()
+            };
+            route(&addr, req, stream, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { request_id, json, addr } => {
+            let mut client = RouterClient::new(triage_core::grpc::channel(&addr)?);
+            let rec = client
+                .explain(pb::ExplainRequest { request_id })
+                .await
+                .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rec)?);
+            } else {
+                print!("{}", explain::render(&rec));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { command: ConfigCommand::Check { file } } => match Config::load(&file) {
+            Ok(cfg) => {
+                println!("{}: ok ({} models, fast={}, middle={}, frontier={})", file.display(), cfg.models.len(), cfg.tiers.fast, cfg.tiers.middle, cfg.tiers.frontier);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(2))
+            }
+        },
+        Command::Config { command: ConfigCommand::Default } => {
+            print!("{}", triage_core::config::DEFAULT_CONFIG_YAML);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy { command: PolicyCommand::Test { policy, cases } } => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            let local = triage_policy::LocalPolicy::new(&config, Some(&policy))?;
+            let cases_yaml = std::fs::read_to_string(&cases).with_context(|| format!("reading {}", cases.display()))?;
+            let report = triage_policy::run_policy_tests(&local, &cases_yaml)
+                .with_context(|| format!("policy test {} {}", policy.display(), cases.display()))?;
+            print!("{report}");
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
+
+async fn route(addr: &str, req: pb::RouteRequest, stream: bool, json: bool) -> Result<()> {
+    use std::io::Write;
+    let mut client = RouterClient::new(triage_core::grpc::channel(addr)?);
+    let status = |s: tonic::Status| anyhow::anyhow!("{:?}: {}", s.code(), s.message());
+    let resp = if stream {
+        let mut s = client.route_stream(req).await.map_err(status)?.into_inner();
+        let mut done = None;
+        while let Some(chunk) = s.message().await.map_err(status)? {
+            match chunk.chunk {
+                Some(pb::route_chunk::Chunk::Delta(d)) if !json => {
+                    print!("{d}");
+                    std::io::stdout().flush()?;
+                }
+                Some(pb::route_chunk::Chunk::Done(r)) => done = Some(r),
+                _ => {}
+            }
+        }
+        if !json {
+            println!();
+        }
+        done.context("stream ended without its final metadata")?
+    } else {
+        client.route(req).await.map_err(status)?.into_inner()
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&resp)?);
+    } else {
+        if !stream {
+            println!("{}", resp.reply);
+        }
+        eprintln!(
+            "-- {} ({}) rule={} cost=${:.6} tokens={}+{} request_id={} conversation={}{}",
+            resp.model,
+            resp.model_version,
+            resp.rule_id,
+            resp.cost_micros as f64 / 1e6,
+            resp.usage.map(|u| u.input_tokens).unwrap_or(0),
+            resp.usage.map(|u| u.output_tokens).unwrap_or(0),
+            resp.request_id,
+            resp.conversation_id,
+            if resp.warnings.is_empty() { String::new() } else { format!("\n-- warnings: {}", resp.warnings.join("; ")) },
+        );
+    }
+    Ok(())
+}

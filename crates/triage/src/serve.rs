@@ -1,0 +1,116 @@
+//! `triage serve`: runs some or all services; SIGTERM flips health to NOT_SERVING, drains
+//! in-flight calls within the grace period, and exits 0.
+
+use crate::stack::Stack;
+use anyhow::{bail, Context as _, Result};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use triage_core::config::SERVICE_NAMES;
+use triage_core::grpc::{self, Shutdown};
+use triage_core::Config;
+
+/// Parses `all` or a comma list of service names.
+pub fn parse_targets(target: &str) -> Result<BTreeSet<&'static str>> {
+    if target.trim() == "all" {
+        return Ok(SERVICE_NAMES.into_iter().collect());
+    }
+    let mut out = BTreeSet::new();
+    for t in target.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match SERVICE_NAMES.iter().find(|n| **n == t) {
+            Some(n) => {
+                out.insert(*n);
+            }
+            None => bail!("--target: unknown service `{t}`; expected all or a comma list of {}", SERVICE_NAMES.join(", ")),
+        }
+    }
+    if out.is_empty() {
+        bail!("--target: name at least one service");
+    }
+    Ok(out)
+}
+
+/// Cancels `stop` on SIGTERM or Ctrl-C.
+pub fn stop_on_signal(stop: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    stop.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        stop.cancel();
+    });
+}
+
+/// Runs the targets until a signal.
+pub async fn serve(config: Config, target: &str) -> Result<()> {
+    let targets = parse_targets(target)?;
+    let all_in_one = targets.len() == SERVICE_NAMES.len();
+    let config = Arc::new(config);
+    let stop = CancellationToken::new();
+    stop_on_signal(stop.clone());
+
+    let stack = Stack::build(config.clone(), &targets, all_in_one, stop.clone()).await?;
+    let shutdown = Shutdown { drain_delay: config.server.drain_delay, grace_period: config.server.grace_period };
+
+    let mut servers = tokio::task::JoinSet::new();
+    let groups: Vec<(&str, Vec<&'static str>)> = if all_in_one {
+        vec![("gateway", targets.iter().copied().collect())]
+    } else {
+        targets.iter().map(|t| (*t, vec![*t])).collect()
+    };
+    for (listen_of, services) in groups {
+        let Some(ep) = config.services.get(listen_of) else { continue };
+        let listener = grpc::bind(&ep.listen).await.with_context(|| format!("serving {}", services.join(",")))?;
+        let addr = listener.local_addr()?;
+        let (routes, names) = stack.routes(&services)?;
+        tracing::info!(%addr, services = %services.join(","), "listening");
+        let stop = stop.clone();
+        servers.spawn(async move {
+            let names: Vec<&str> = names.to_vec();
+            grpc::serve(listener, routes, &names, stop, shutdown).await
+        });
+    }
+    let mut failed = None;
+    while let Some(res) = servers.join_next().await {
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "server failed");
+                failed = Some(anyhow::Error::from(e));
+                stop.cancel();
+            }
+            Err(e) => {
+                failed = Some(anyhow::anyhow!("server task: {e}"));
+                stop.cancel();
+            }
+        }
+    }
+    stack.shutdown().await;
+    tracing::info!("stopped");
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The Redis URL: `TRIAGE_REDIS_URL`, else `redis.url`, else none (embedded).
+pub fn redis_url(config: &Config) -> Option<String> {
+    std::env::var("TRIAGE_REDIS_URL").ok().filter(|s| !s.is_empty()).or_else(|| config.redis.url.clone())
+}
+

@@ -1,0 +1,165 @@
+//! Builds the services a process runs: local implementations for its targets, gRPC clients
+//! for the rest, so the gateway runs the same flow in one process or many.
+
+use crate::embedded_redis::EmbeddedRedis;
+use anyhow::{bail, Context as _, Result};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use triage_backends::Backends;
+use triage_classifier::Classifier;
+use triage_context::ContextStore;
+use triage_core::grpc;
+use triage_core::Config;
+use triage_gateway::{Gateway, Services};
+use triage_ledger::Ledger;
+use triage_policy::Policy;
+
+/// Fully-qualified gRPC name of a service, as health reports it.
+pub fn service_full_name(service: &str) -> &'static str {
+    match service {
+        "gateway" => "triage.v1.Router",
+        "classifier" => "triage.v1.Classifier",
+        "policy" => "triage.v1.Policy",
+        "backends" => "triage.v1.Backends",
+        "context" => "triage.v1.ContextStore",
+        "ledger" => "triage.v1.Ledger",
+        _ => "",
+    }
+}
+
+/// The services of one process.
+pub struct Stack {
+    /// What the gateway calls (local or remote).
+    pub services: Services,
+    /// The gateway, when this process runs it.
+    pub gateway: Option<Arc<Gateway>>,
+    /// Local backends, when this process runs them (the demo scripts outages through it).
+    local: BTreeSet<&'static str>,
+    embedded: Option<EmbeddedRedis>,
+    stop: CancellationToken,
+}
+
+async fn connection(url: &str) -> Result<redis::aio::ConnectionManager> {
+    let client = redis::Client::open(url).with_context(|| format!("redis url `{url}`"))?;
+    client.get_connection_manager().await.with_context(|| format!("connecting to redis at {url}"))
+}
+
+impl Stack {
+    /// Starts the local services of `targets` and connects to the others.
+    pub async fn build(
+        config: Arc<Config>,
+        targets: &BTreeSet<&'static str>,
+        all_in_one: bool,
+        stop: CancellationToken,
+    ) -> Result<Stack> {
+        let needs_redis = ["gateway", "context", "ledger", "classifier"].iter().any(|s| targets.contains(s));
+        let (redis_url, embedded) = match crate::serve::redis_url(&config) {
+            Some(url) => (Some(url), None),
+            None if needs_redis && all_in_one => {
+                let e = EmbeddedRedis::start(&config.redis.server_binary).await?;
+                (Some(e.url()), Some(e))
+            }
+            None if needs_redis => {
+                bail!("redis.url (or TRIAGE_REDIS_URL) must be set when services run in separate processes: they must share one Redis")
+            }
+            None => (None, None),
+        };
+        let prefix = config.redis.key_prefix.clone();
+        let remote = |name: &str| -> Result<grpc::TracedChannel> {
+            let ep = config.services.get(name).with_context(|| format!("no endpoint for {name}"))?;
+            Ok(grpc::channel(&ep.connect)?)
+        };
+
+        let backends: Arc<dyn Backends> = if targets.contains("backends") {
+            Arc::new(triage_backends::LocalBackends::new(&config).await?)
+        } else {
+            Arc::new(triage_backends::RemoteBackends::new(remote("backends")?))
+        };
+        let classifier: Arc<dyn Classifier> = if targets.contains("classifier") {
+            let mut ccfg = config.classifier.clone();
+            ccfg.encoder_dir = config.resolve_path(&ccfg.encoder_dir);
+            ccfg.heads = ccfg.heads.as_ref().map(|h| config.resolve_path(h));
+            triage_classifier::build(&ccfg, redis_url.as_deref())?
+        } else {
+            Arc::new(triage_classifier::RemoteClassifier::new(remote("classifier")?))
+        };
+        let policy: Arc<dyn Policy> = if targets.contains("policy") {
+            let p = Arc::new(triage_policy::LocalPolicy::from_config(&config)?);
+            for w in p.warnings() {
+                tracing::warn!(warning = %w, "policy");
+            }
+            if config.policy.file.is_some() {
+                p.spawn_reload(config.policy.reload_interval, stop.clone());
+            }
+            p
+        } else {
+            Arc::new(triage_policy::RemotePolicy::new(remote("policy")?))
+        };
+        let context: Arc<dyn ContextStore> = if targets.contains("context") {
+            let url = redis_url.as_deref().context("context needs redis")?;
+            Arc::new(triage_context::RedisContext::new(connection(url).await?, &config.context, prefix.clone(), Some(backends.clone())))
+        } else {
+            Arc::new(triage_context::RemoteContext::new(remote("context")?))
+        };
+        let ledger: Arc<dyn Ledger> = if targets.contains("ledger") {
+            let url = redis_url.as_deref().context("ledger needs redis")?;
+            let l = triage_ledger::RedisLedger::new(url.to_string(), &config.ledger, &prefix)?;
+            l.spawn_reaper(std::time::Duration::from_secs(5));
+            Arc::new(l)
+        } else {
+            Arc::new(triage_ledger::RemoteLedger::new(remote("ledger")?))
+        };
+        let services = Services { classifier, policy, backends, context, ledger };
+        let gateway = if targets.contains("gateway") {
+            let url = redis_url.as_deref().context("gateway needs redis")?;
+            Some(Gateway::new(services.clone(), config.clone(), connection(url).await?))
+        } else {
+            None
+        };
+        Ok(Stack { services, gateway, local: targets.clone(), embedded, stop })
+    }
+
+    /// The tonic routes of `names` (each must be local) and their health names.
+    pub fn routes(&self, names: &[&'static str]) -> Result<(tonic::service::Routes, Vec<&'static str>)> {
+        let mut builder = tonic::service::RoutesBuilder::default();
+        let mut health = Vec::new();
+        for name in names {
+            if !self.local.contains(name) {
+                bail!("{name} does not run in this process");
+            }
+            match *name {
+                "gateway" => {
+                    let gw = self.gateway.clone().context("gateway not built")?;
+                    builder.add_service(triage_gateway::RouterServer::new(gw).into_service());
+                }
+                "classifier" => {
+                    builder.add_service(triage_classifier::ClassifierServer(self.services.classifier.clone()).into_service());
+                }
+                "policy" => {
+                    builder.add_service(triage_policy::PolicyServer(self.services.policy.clone()).into_service());
+                }
+                "backends" => {
+                    builder.add_service(triage_backends::BackendsServer(self.services.backends.clone()).into_service());
+                }
+                "context" => {
+                    builder.add_service(triage_context::ContextServer(self.services.context.clone()).into_service());
+                }
+                "ledger" => {
+                    builder.add_service(triage_ledger::LedgerServer(self.services.ledger.clone()).into_service());
+                }
+                other => bail!("unknown service {other}"),
+            }
+            health.push(service_full_name(name));
+        }
+        Ok((builder.routes(), health))
+    }
+
+    /// Stops background tasks and the embedded Redis.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if let Some(e) = self.embedded {
+            e.stop().await;
+        }
+    }
+}
