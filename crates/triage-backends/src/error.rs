@@ -69,6 +69,14 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// A stream ended or broke before the provider said it was complete.
+    #[error("model `{model}`: stream cut: {message}")]
+    StreamCut {
+        /// Model name.
+        model: String,
+        /// What was seen.
+        message: String,
+    },
     /// Local inference failed.
     #[error("model `{model}`: inference failed: {message}")]
     Inference {
@@ -94,9 +102,28 @@ impl Error {
     /// True when trying the same model again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::RateLimited { .. } | Error::Connect { .. } | Error::Timeout { .. } => true,
+            Error::RateLimited { .. }
+            | Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::StreamCut { .. } => true,
             Error::Provider { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             Error::Remote(s) => triage_core::StatusExt::is_retryable(s),
+            _ => false,
+        }
+    }
+
+    /// True when the failure says something about the model's health and so counts towards
+    /// its circuit breaker. A request the provider rejects as malformed (400, 404, 413, 422)
+    /// is the caller's fault: opening the breaker on it would punish every other request.
+    pub fn counts_for_breaker(&self) -> bool {
+        match self {
+            Error::Provider { status, .. } => !matches!(status, 400 | 404 | 413 | 422),
+            Error::RateLimited { .. }
+            | Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::StreamCut { .. }
+            | Error::Malformed { .. }
+            | Error::Inference { .. } => true,
             _ => false,
         }
     }
@@ -113,6 +140,7 @@ impl Error {
             Error::Connect { .. } => "connect_error",
             Error::Timeout { .. } => "timeout",
             Error::Malformed { .. } => "malformed",
+            Error::StreamCut { .. } => "stream_cut",
             Error::Inference { .. } => "inference_error",
             Error::Exhausted { .. } => "exhausted",
             Error::Remote(_) => "remote_error",
@@ -132,8 +160,11 @@ impl From<Error> for tonic::Status {
             | Error::BreakerOpen(_)
             | Error::Provider { .. }
             | Error::Connect { .. }
+            | Error::StreamCut { .. }
             | Error::Exhausted { .. } => tonic::Status::unavailable(e.to_string()),
-            Error::Malformed { .. } | Error::Inference { .. } => tonic::Status::internal(e.to_string()),
+            Error::Malformed { .. } | Error::Inference { .. } => {
+                tonic::Status::internal(e.to_string())
+            }
         }
     }
 }

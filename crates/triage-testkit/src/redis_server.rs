@@ -18,14 +18,32 @@ impl RedisServer {
         for _ in 0..5 {
             let port = crate::free_port();
             let child = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {bin}: {e} (run scripts/setup.sh)")))?;
-            let mut server = RedisServer { child: Some(child), port, _dir: tempfile::tempdir()? };
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot start {bin}: {e} (run scripts/setup.sh)"),
+                    )
+                })?;
+            let mut server = RedisServer {
+                child: Some(child),
+                port,
+                _dir: tempfile::tempdir()?,
+            };
             if server.wait_ready(Duration::from_secs(5)) {
                 server._dir = dir;
                 return Ok(server);
@@ -82,14 +100,27 @@ impl RedisServer {
         self.stop();
         let bin = std::env::var("TRIAGE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let child = Command::new(&bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(self._dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
         self.child = Some(child);
-        if self.wait_ready(Duration::from_secs(5)) { Ok(()) } else { Err(std::io::Error::other("redis-server did not restart")) }
+        if self.wait_ready(Duration::from_secs(5)) {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("redis-server did not restart"))
+        }
     }
 }
 

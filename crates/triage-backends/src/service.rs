@@ -1,0 +1,311 @@
+//! [`LocalBackends`]: the backends service in this process. Holds one adapter, breaker and
+//! retry budget per declared model; walks only the request's declared fallbacks.
+
+use crate::breaker::Breaker;
+use crate::provider::{self, Finish, Provider};
+use crate::retry::RetryBudget;
+use crate::{Backends, ChunkStream, Error, Result};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use triage_core::config::{Config, Lifecycle, RetryConfig};
+use triage_core::{Catalog, ModelSpec};
+use triage_proto::pb;
+
+/// Counters of one model, for metrics and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelStats {
+    /// Provider calls made (each retry is one more).
+    pub calls: u64,
+    /// Attempts that ended in an error after their retries.
+    pub failures: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// Retries refused by the retry budget.
+    pub retries_denied: u64,
+    /// Replies whose reported model differed from the pin.
+    pub drift: u64,
+    /// Requests that named this model while deprecated.
+    pub deprecated_calls: u64,
+    /// Times the model was skipped because its breaker was open.
+    pub breaker_rejections: u64,
+    /// Times the breaker opened.
+    pub breaker_opens: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) calls: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) retries_denied: AtomicU64,
+    pub(crate) drift: AtomicU64,
+    pub(crate) deprecated_calls: AtomicU64,
+    pub(crate) breaker_rejections: AtomicU64,
+}
+
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One declared model and its live state.
+pub(crate) struct Model {
+    pub(crate) spec: Arc<ModelSpec>,
+    pub(crate) provider: Option<Arc<dyn Provider>>,
+    pub(crate) unavailable: Option<String>,
+    pub(crate) breaker: Arc<Breaker>,
+    pub(crate) budget: RetryBudget,
+    pub(crate) timeout: Duration,
+    pub(crate) ttft_timeout: Duration,
+    pub(crate) counters: Counters,
+    last_drift: Mutex<String>,
+}
+
+impl Model {
+    /// Compares the model id a provider reported with the pin. Providers answer with the
+    /// dated id for an alias, so either the pinned provider id or the pinned version
+    /// matches; anything else is drift: counted, logged once per new value, and returned
+    /// as a warning for the decision.
+    pub(crate) fn check_drift(&self, reported: &str) -> Option<String> {
+        if reported.is_empty()
+            || reported == self.spec.provider_model_id
+            || reported == self.spec.version
+        {
+            return None;
+        }
+        bump(&self.counters.drift);
+        let mut last = self.last_drift.lock();
+        if *last != reported {
+            tracing::warn!(
+                model = %self.spec.name,
+                pinned = %self.spec.version,
+                reported = %reported,
+                "model version drift: the provider reports a model other than the pin"
+            );
+            *last = reported.to_string();
+        }
+        Some(format!(
+            "version drift: `{}` is pinned to `{}` but the provider reported `{reported}`",
+            self.spec.name, self.spec.version
+        ))
+    }
+
+    /// The response for a finished reply.
+    pub(crate) fn response(
+        &self,
+        text: String,
+        finish: Finish,
+        ctx: crate::failover::Outcome,
+    ) -> pb::GenerateResponse {
+        let mut warnings = ctx.warnings;
+        let mut reported_model = String::new();
+        if let Some(w) = self.check_drift(&finish.reported_model) {
+            warnings.push(w);
+            reported_model = finish.reported_model;
+        }
+        pb::GenerateResponse {
+            text,
+            model: self.spec.name.clone(),
+            model_version: self.spec.version.clone(),
+            provider: self.spec.provider.to_string(),
+            usage: Some(pb::Usage {
+                input_tokens: finish.input_tokens,
+                output_tokens: finish.output_tokens,
+            }),
+            stop_reason: finish.stop_reason,
+            attempts: ctx.attempts,
+            downgraded: ctx.downgraded,
+            reported_model,
+            warnings,
+            tier: self.spec.tier.to_pb() as i32,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) models: BTreeMap<String, Arc<Model>>,
+    pub(crate) catalog: Catalog,
+    pub(crate) retry: RetryConfig,
+    /// The whole generation, failover included (`server.deadlines.generate`).
+    pub(crate) deadline: Duration,
+}
+
+/// The backends service in this process.
+#[derive(Clone)]
+pub struct LocalBackends {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl LocalBackends {
+    /// Builds every declared model's adapter. Never fails because of one model: a missing
+    /// key, a missing model file or a retired lifecycle makes that model unavailable (one
+    /// `warn!` line each, with the reason) and the process carries on. Local models load
+    /// on the blocking pool.
+    pub async fn new(cfg: &Config) -> Result<LocalBackends> {
+        let http = provider::http_client(&cfg.backends)?;
+        let catalog = Catalog::from_config(cfg);
+        let now = Instant::now();
+        let builds = cfg.models.iter().map(|(name, m)| {
+            let http = &http;
+            async move {
+                let built = match &m.lifecycle {
+                    Lifecycle::Retired { replacement } => Err(format!(
+                        "retired; requests go to the declared replacement `{replacement}`"
+                    )),
+                    _ => provider::build(name, m, cfg, http).await,
+                };
+                (name, m, built)
+            }
+        });
+        let mut models = BTreeMap::new();
+        for (name, m, built) in futures::future::join_all(builds).await {
+            let Some(spec) = catalog.get(name).cloned() else {
+                continue;
+            };
+            let (provider, unavailable) = match built {
+                Ok(p) => (Some(p), None),
+                Err(reason) => {
+                    if spec.is_retired() {
+                        tracing::info!(model = %name, "model {name} is {reason}");
+                    } else {
+                        tracing::warn!(model = %name, "model {name} unavailable: {reason}");
+                    }
+                    (None, Some(reason))
+                }
+            };
+            let model = Model {
+                spec,
+                provider,
+                unavailable,
+                breaker: Arc::new(Breaker::new(name, &cfg.backends.breaker)),
+                budget: RetryBudget::new(&cfg.backends.retry, now),
+                timeout: m.timeout.unwrap_or(cfg.backends.timeout),
+                ttft_timeout: m.ttft_timeout.unwrap_or(cfg.backends.ttft_timeout),
+                counters: Counters::default(),
+                last_drift: Mutex::new(String::new()),
+            };
+            models.insert(name.clone(), Arc::new(model));
+        }
+        let inner = Inner {
+            models,
+            catalog,
+            retry: cfg.backends.retry.clone(),
+            deadline: cfg.server.deadlines.generate,
+        };
+        Ok(LocalBackends {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Breaker state of every declared model (a policy input).
+    pub fn breaker_states(&self) -> BTreeMap<String, pb::BreakerState> {
+        let now = Instant::now();
+        self.inner
+            .models
+            .iter()
+            .map(|(n, m)| (n.clone(), m.breaker.state_at(now)))
+            .collect()
+    }
+
+    /// Models that cannot be called at all (no key, failed to load, retired).
+    pub fn unavailable(&self) -> Vec<String> {
+        self.inner
+            .models
+            .iter()
+            .filter(|(_, m)| m.provider.is_none())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Why a model is unavailable, when it is.
+    pub fn unavailable_reason(&self, model: &str) -> Option<String> {
+        self.inner
+            .models
+            .get(model)
+            .and_then(|m| m.unavailable.clone())
+    }
+
+    /// Counters of every model.
+    pub fn stats(&self) -> BTreeMap<String, ModelStats> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.inner
+            .models
+            .iter()
+            .map(|(n, m)| {
+                let c = &m.counters;
+                let s = ModelStats {
+                    calls: load(&c.calls),
+                    failures: load(&c.failures),
+                    retries: load(&c.retries),
+                    retries_denied: load(&c.retries_denied),
+                    drift: load(&c.drift),
+                    deprecated_calls: load(&c.deprecated_calls),
+                    breaker_rejections: load(&c.breaker_rejections),
+                    breaker_opens: m.breaker.opens(),
+                };
+                (n.clone(), s)
+            })
+            .collect()
+    }
+
+    fn model_info(&self, spec: &ModelSpec, now: Instant) -> pb::ModelInfo {
+        let m = self.inner.models.get(&spec.name);
+        pb::ModelInfo {
+            name: spec.name.clone(),
+            provider: spec.provider.to_string(),
+            provider_model_id: spec.provider_model_id.clone(),
+            version: spec.version.clone(),
+            tier: spec.tier.to_pb() as i32,
+            available: m.is_some_and(|m| m.provider.is_some()),
+            unavailable_reason: m.and_then(|m| m.unavailable.clone()).unwrap_or_default(),
+            breaker: m.map_or(pb::BreakerState::Unspecified, |m| m.breaker.state_at(now)) as i32,
+            lifecycle: spec.lifecycle_pb() as i32,
+            replacement: spec.lifecycle.replacement().unwrap_or_default().to_string(),
+            context_window: spec.context_window,
+            input_micros_per_mtok: spec.price.input_per_mtok.0,
+            output_micros_per_mtok: spec.price.output_per_mtok.0,
+            fallbacks: spec.fallbacks.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backends for LocalBackends {
+    async fn generate(&self, req: pb::GenerateRequest) -> Result<pb::GenerateResponse> {
+        crate::failover::generate(&self.inner, &req).await
+    }
+
+    async fn generate_stream(&self, req: pb::GenerateRequest) -> Result<ChunkStream> {
+        crate::failover::generate_stream(&self.inner, &req).await
+    }
+
+    async fn list_models(&self) -> Result<pb::ListModelsResponse> {
+        let now = Instant::now();
+        let models = self
+            .inner
+            .catalog
+            .iter()
+            .map(|spec| self.model_info(spec, now))
+            .collect();
+        Ok(pb::ListModelsResponse { models })
+    }
+}
+
+impl std::fmt::Debug for LocalBackends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBackends")
+            .field("models", &self.inner.models.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Fails on an unknown name: used by the request checks.
+pub(crate) fn known(inner: &Inner, name: &str) -> Result<()> {
+    if inner.models.contains_key(name) {
+        Ok(())
+    } else {
+        Err(Error::UnknownModel(name.to_string()))
+    }
+}
