@@ -16,8 +16,11 @@ fn skip() -> bool {
     false
 }
 
+/// Model, version, tier, rule and labels: what must match between two deployments.
+type Decision = (String, String, i32, String, Option<(i32, i32, bool, String)>);
+
 /// What must match between the two deployments: the decision, not the timing.
-fn decision(r: &pb::RouteResponse) -> (String, String, i32, String, Option<(i32, i32, bool, String)>) {
+fn decision(r: &pb::RouteResponse) -> Decision {
     let c = r.classification.as_ref().map(|c| (c.complexity, c.category, c.requires_context, c.language.clone()));
     (r.model.clone(), r.model_version.clone(), r.tier, r.rule_id.clone(), c)
 }

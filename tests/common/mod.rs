@@ -1,6 +1,6 @@
 //! Starts the real `triage` binary against a real redis-server, on loopback ports.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -72,10 +72,10 @@ impl ModelSignals {
     /// The latest snapshot; on a Backends failure the last one (or an empty one) is used,
     /// and failover still protects the call.
     pub(crate) async fn get(&self) -> Arc<Snapshot> {
-        if let Some((at, snap)) = self.cached.lock().as_ref() {
-            if at.elapsed() < REFRESH {
-                return snap.clone();
-            }
+        if let Some((at, snap)) = self.cached.lock().as_ref()
+            && at.elapsed() < REFRESH
+        {
+            return snap.clone();
         }
         match self.backends.list_models().await {
             Ok(list) => {

@@ -39,10 +39,10 @@ pub(crate) fn route_request(req: &pb::RouteRequest, server: &ServerConfig) -> Re
             req.max_tokens, server.max_tokens_limit
         )));
     }
-    if let Some(t) = req.temperature {
-        if !(0.0..=2.0).contains(&t) || t.is_nan() {
-            return Err(Error::InvalidArgument(format!("temperature: {t} is outside 0..2")));
-        }
+    if let Some(t) = req.temperature
+        && (!(0.0..=2.0).contains(&t) || t.is_nan())
+    {
+        return Err(Error::InvalidArgument(format!("temperature: {t} is outside 0..2")));
     }
     if req.create_if_missing && req.conversation_id.is_empty() {
         return Err(Error::InvalidArgument("create_if_missing: needs a conversation_id".into()));

@@ -42,7 +42,7 @@ pub fn header(models: &pb::ListModelsResponse, simulated: bool) {
     if simulated {
         println!("Provider models are served by simulated providers on 127.0.0.1 speaking the real Groq/OpenAI/Anthropic wire formats (canned replies, real prices); the fast tier is the real local model.");
     }
-    println!("\n{:<20} {:<9} {:<10} {:<28} {}", "model", "tier", "provider", "pinned version", "state");
+    println!("\n{:<20} {:<9} {:<10} {:<28} state", "model", "tier", "provider", "pinned version");
     for m in &models.models {
         let tier = Tier::from_pb(m.tier).map(|t| t.as_str()).unwrap_or("?");
         let state = if m.available { "available".to_string() } else { format!("unavailable: {}", m.unavailable_reason) };
