@@ -41,7 +41,8 @@ struct User {
 
 /// Runs the demo.
 pub async fn run(mut config: Config, max_tokens: u32, simulate: bool, only: Option<&str>) -> Result<()> {
-    let quiet = TelemetryConfig { log_filter: "warn,triage_backends=error".into(), ..config.telemetry.clone() };
+    // The demo prints its own account of each turn; only errors go to the log.
+    let quiet = TelemetryConfig { log_filter: "error".into(), ..config.telemetry.clone() };
     triage_core::telemetry::install(&quiet, None)?;
     let script: Vec<Conversation> = serde_yaml::from_str(SCRIPT).context("bundled demo/conversations.yaml")?;
     let gguf_missing = config.models.values().any(|m| match &m.provider {
@@ -58,8 +59,10 @@ pub async fn run(mut config: Config, max_tokens: u32, simulate: bool, only: Opti
         scope: "tenant".into(),
         id: Some("tiny-budget".into()),
         window: Window::Hour,
-        limit_micros: 30_000,
+        limit_micros: 2_500,
     });
+    // CPU prompt processing dominates local latency; four recent turns keep the demo brisk.
+    config.context.prompt_turns = config.context.prompt_turns.min(4);
     config.server.deadlines.classify = std::time::Duration::from_secs(2);
     let config = Arc::new(config);
     let stop = CancellationToken::new();
