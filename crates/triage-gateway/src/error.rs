@@ -48,10 +48,7 @@ impl From<redis::RedisError> for Error {
 impl Error {
     /// True when trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::InProgress(_) | Error::Store(_) | Error::Deadline(_) | Error::ModelsExhausted(_)
-        ) || matches!(self, Error::Dependency { code, .. } if matches!(code, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded))
+        matches!(self.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted)
     }
 
     /// Maps a service error into a dependency failure, keeping client errors as they are.
@@ -63,38 +60,22 @@ impl Error {
         }
     }
 
-    /// gRPC code name for the decision record.
+    /// The gRPC code a caller receives for this error.
     pub fn code(&self) -> tonic::Code {
-        tonic::Status::from(self.clone_for_status()).code()
-    }
-
-    fn clone_for_status(&self) -> Error {
         match self {
-            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-            Error::NotFound(m) => Error::NotFound(m.clone()),
-            Error::BudgetExhausted(m) => Error::BudgetExhausted(m.clone()),
-            Error::InProgress(m) => Error::InProgress(m.clone()),
-            Error::Dependency { service, message, code } => {
-                Error::Dependency { service, message: message.clone(), code: *code }
-            }
-            Error::ModelsExhausted(m) => Error::ModelsExhausted(m.clone()),
-            Error::Store(m) => Error::Store(m.clone()),
-            Error::Deadline(s) => Error::Deadline(s),
+            Error::InvalidArgument(_) => tonic::Code::InvalidArgument,
+            Error::NotFound(_) => tonic::Code::NotFound,
+            Error::BudgetExhausted(_) => tonic::Code::ResourceExhausted,
+            Error::InProgress(_) => tonic::Code::Aborted,
+            Error::Dependency { code, .. } => *code,
+            Error::ModelsExhausted(_) | Error::Store(_) => tonic::Code::Unavailable,
+            Error::Deadline(_) => tonic::Code::DeadlineExceeded,
         }
     }
 }
 
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        let msg = e.to_string();
-        match e {
-            Error::InvalidArgument(_) => tonic::Status::invalid_argument(msg),
-            Error::NotFound(_) => tonic::Status::not_found(msg),
-            Error::BudgetExhausted(_) => tonic::Status::resource_exhausted(msg),
-            Error::InProgress(_) => tonic::Status::aborted(msg),
-            Error::Dependency { code, .. } => tonic::Status::new(code, msg),
-            Error::ModelsExhausted(_) | Error::Store(_) => tonic::Status::unavailable(msg),
-            Error::Deadline(_) => tonic::Status::deadline_exceeded(msg),
-        }
+        tonic::Status::new(e.code(), e.to_string())
     }
 }
