@@ -37,9 +37,11 @@ log "redis-server $(redis-server --version | awk '{print $3}')"
 
 [[ $demo_only -eq 1 ]] && exit 0
 
-# Python packages the tests use: gguf writes tiny random-weight GGUF fixtures.
+# Python packages the tests use: gguf writes tiny random-weight GGUF fixtures; openai drives
+# the OpenAI-compatible endpoint (tests/openai_client.py).
 py_pkgs=(
   "gguf==0.19.0"
+  "openai==3.57.0"
 )
 for spec in "${py_pkgs[@]}"; do
   name="${spec%%==*}"; want="${spec##*==}"

@@ -127,6 +127,18 @@ async fn route_explain_idempotency_bad_input_health_reflection() {
         assert!(rec.attempts.iter().any(|a| a.outcome != "ok"), "{rec:?}");
     }
 
+    // Prometheus metrics on the same port, over HTTP/1.1.
+    let metrics = http_get(cfg.ports["gateway"], "/metrics");
+    for needle in [
+        "triage_routes_total{model=\"local-smollm2\",tier=\"fast\"",
+        "triage_step_duration_seconds_count{step=\"classify\"}",
+        "triage_breaker_state{model=\"claude-sonnet\"} 0",
+        "triage_turns_total{tenant=\"default\"}",
+        "triage_budget_remaining_ratio{scope=\"global/day\"}",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in:\n{metrics}");
+    }
+
     // Bad input: clear codes, nothing panics.
     let bad = [
         (turn(""), tonic::Code::InvalidArgument),

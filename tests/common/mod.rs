@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use triage_proto::pb;
-use triage_testkit::{free_port, RedisServer};
+use triage_testkit::{RedisServer, free_port};
 
 pub const SERVICES: [&str; 6] = ["gateway", "classifier", "policy", "backends", "context", "ledger"];
 
@@ -34,8 +34,14 @@ impl TestConfig {
     pub fn new(redis_url: &str, prefix: &str, patch: impl FnOnce(&mut serde_yaml::Value)) -> TestConfig {
         let mut v: serde_yaml::Value = serde_yaml::from_str(triage_core::config::DEFAULT_CONFIG_YAML).unwrap();
         v["redis"] = serde_yaml::from_str(&format!("{{url: '{redis_url}', key_prefix: '{prefix}'}}")).unwrap();
-        v["server"] = serde_yaml::from_str("{drain_delay: 300ms, grace_period: 30s}").unwrap();
+        // Each process gets its own HTTP port too: the default 8080 would collide across tests.
+        let http = free_port();
+        v["server"] = serde_yaml::from_str(&format!(
+            "{{drain_delay: 300ms, grace_period: 30s, http_listen: '127.0.0.1:{http}'}}"
+        ))
+        .unwrap();
         let mut ports = std::collections::BTreeMap::new();
+        ports.insert("http", http);
         let mut services = serde_yaml::Mapping::new();
         for s in SERVICES {
             let p = free_port();
@@ -150,4 +156,16 @@ pub fn turn(text: &str) -> pb::RouteRequest {
 
 pub fn redis() -> RedisServer {
     RedisServer::start().expect("redis-server (run scripts/setup.sh)")
+}
+
+/// `GET path` over plain HTTP/1.1 (what a Prometheus scrape sends); the response body.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
 }

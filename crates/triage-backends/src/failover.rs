@@ -158,6 +158,10 @@ fn resolve(
     } = &m.spec.lifecycle
     {
         bump(&m.counters.deprecated_calls);
+        triage_core::metrics::global()
+            .deprecated_calls
+            .get_or_create(&triage_core::metrics::ModelLabel { model: m.spec.name.clone() })
+            .inc();
         let sunset = sunset
             .as_deref()
             .map(|s| format!(" (sunset {s})"))

@@ -76,6 +76,10 @@ impl Model {
             return None;
         }
         bump(&self.counters.drift);
+        triage_core::metrics::global()
+            .version_drift
+            .get_or_create(&triage_core::metrics::ModelLabel { model: self.spec.name.clone() })
+            .inc();
         let mut last = self.last_drift.lock();
         if *last != reported {
             tracing::warn!(

@@ -3,7 +3,7 @@
 use crate::{Classifier, Error, Result};
 use std::sync::Arc;
 use tracing::Instrument;
-use triage_core::grpc::{server_span, TracedChannel};
+use triage_core::grpc::{TracedChannel, server_span};
 use triage_proto::pb;
 use triage_proto::pb::classifier_client::ClassifierClient;
 

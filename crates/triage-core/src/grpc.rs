@@ -118,6 +118,8 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| Error::Address { addr: "reflection".into(), reason: e.to_string() })?;
     let routes = routes.add_service(health).add_service(reflection_v1).add_service(reflection_v1alpha);
+    // Prometheus scrapes /metrics over HTTP/1.1 on the same port as gRPC: one port per process.
+    let routes = tonic::service::Routes::from(routes.into_axum_router().merge(crate::metrics::router()));
 
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
@@ -136,6 +138,7 @@ pub async fn serve(
         }
     };
     let server = tonic::transport::Server::builder()
+        .accept_http1(true)
         .tcp_nodelay(true)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);

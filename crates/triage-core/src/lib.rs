@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod money;
 pub mod telemetry;
 pub mod tier;

@@ -78,11 +78,12 @@ impl DecisionLog {
         Ok(rec)
     }
 
-    /// Attaches feedback to a stored record.
-    pub async fn add_feedback(&self, tenant: &str, fb: pb::FeedbackRequest) -> Result<bool> {
+    /// Attaches feedback to a stored record; returns the model that answered, or `None`
+    /// when the request is unknown to this tenant.
+    pub async fn add_feedback(&self, tenant: &str, fb: pb::FeedbackRequest) -> Result<Option<String>> {
         let mut rec = match self.get(tenant, &fb.request_id).await {
             Ok(r) => r,
-            Err(Error::NotFound(_)) => return Ok(false),
+            Err(Error::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
         rec.feedback = Some(fb);
@@ -94,6 +95,6 @@ impl DecisionLog {
             .arg("KEEPTTL")
             .query_async(&mut redis)
             .await?;
-        Ok(true)
+        Ok(Some(rec.model))
     }
 }

@@ -118,6 +118,7 @@ impl Gateway {
         );
         async move {
             let _in_flight = self.load.enter();
+            let _in_flight_gauge = crate::metrics::InFlightGauge::enter();
             let deadlines = &self.config.server.deadlines;
             let lease = deadlines.generate + deadlines.context * 4 + Duration::from_secs(30);
             let idem = Idempotency::new(self.redis.clone(), &self.config.redis.key_prefix);
@@ -158,6 +159,7 @@ impl Gateway {
                     rec.status = "ok".into();
                     idem.complete(tenant, &req.request_id, &resp).await;
                     self.log.write(&rec).await;
+                    crate::metrics::route(&rec, rec.conversation_turns == 0);
                     tracing::info!(
                         model = %resp.model, version = %resp.model_version, rule = %resp.rule_id,
                         cost_micros = resp.cost_micros, latency_us = resp.latency_us, "routed"
@@ -169,6 +171,7 @@ impl Gateway {
                     rec.warnings.push(e.to_string());
                     idem.abandon(tenant, &req.request_id).await;
                     self.log.write(&rec).await;
+                    crate::metrics::route_error(e.code());
                     tracing::warn!(error = %e, "route failed");
                     Err(e)
                 }
@@ -237,7 +240,15 @@ impl Gateway {
 
         let tier = Tier::from_pb(generated.tier).or_else(|| self.catalog.get(&generated.model).map(|m| m.tier));
         let escalated = decision.escalation;
-        self.append(tenant, req, &conv, &decision, &generated, escalated, steps).await?;
+        // The reply is turn `turn_count + 2` (after the user's): commitments carry that number.
+        let commitments = triage_context::extract_commitments(
+            &generated.text,
+            &generated.model,
+            &generated.model_version,
+            conv.turn_count + 2,
+        );
+        rec.commitments = commitments.clone();
+        self.append(tenant, req, &conv, &decision, &generated, escalated, commitments, steps).await?;
 
         let mut warnings = decision.warnings.clone();
         warnings.extend(generated.warnings.iter().cloned());

@@ -75,8 +75,11 @@ impl pb::router_server::Router for RouterServer {
         if fb.satisfaction.is_some_and(|s| s > 10) {
             return Err(tonic::Status::invalid_argument("satisfaction: must be 0..10"));
         }
-        let recorded = self.gateway.log.add_feedback(&tenant, fb).await?;
-        Ok(tonic::Response::new(pb::FeedbackResponse { recorded }))
+        let model = self.gateway.log.add_feedback(&tenant, fb.clone()).await?;
+        if let Some(model) = &model {
+            crate::metrics::feedback(model, &fb);
+        }
+        Ok(tonic::Response::new(pb::FeedbackResponse { recorded: model.is_some() }))
     }
 
     async fn explain(

@@ -4,18 +4,21 @@
 //! context.Get → classify (with history) → signals → policy.Decide → handoff on escalation
 //! → ledger.Reserve → backends.Generate → ledger.Commit → context.Append → decision log.
 
+pub mod auth;
 mod decision_log;
 mod error;
 mod flow;
 mod grpc;
+pub mod http;
 mod idempotency;
 mod lock;
+mod metrics;
 mod signals;
 mod validate;
 
 pub use decision_log::DecisionLog;
 pub use error::{Error, Result};
-pub use grpc::RouterServer;
+pub use grpc::{RouterServer, Tenant};
 pub use signals::LoadTracker;
 
 use std::sync::Arc;

@@ -72,6 +72,7 @@ impl LocalPolicy {
             }
             Err(e) => {
                 let failures = self.reload_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                triage_core::metrics::global().policy_reload_failures.inc();
                 tracing::error!(
                     policy = %path.display(),
                     error = %e,

@@ -10,42 +10,31 @@ pub struct RedisServer {
     _dir: tempfile::TempDir,
 }
 
+fn binary() -> String {
+    std::env::var("TRIAGE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
+}
+
+fn spawn(port: u16, dir: &std::path::Path) -> std::io::Result<Child> {
+    let bin = binary();
+    Command::new(&bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {bin}: {e} (run scripts/setup.sh)")))
+}
+
 impl RedisServer {
     /// Starts redis-server (from PATH, or `TRIAGE_REDIS_SERVER`) and waits until it answers.
     pub fn start() -> std::io::Result<RedisServer> {
-        let bin = std::env::var("TRIAGE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let dir = tempfile::tempdir()?;
         for _ in 0..5 {
             let port = crate::free_port();
-            let child = Command::new(&bin)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    std::io::Error::new(
-                        e.kind(),
-                        format!("cannot start {bin}: {e} (run scripts/setup.sh)"),
-                    )
-                })?;
-            let mut server = RedisServer {
-                child: Some(child),
-                port,
-                _dir: tempfile::tempdir()?,
-            };
+            let dir = tempfile::tempdir()?;
+            let child = spawn(port, dir.path())?;
+            let mut server = RedisServer { child: Some(child), port, _dir: dir };
             if server.wait_ready(Duration::from_secs(5)) {
-                server._dir = dir;
                 return Ok(server);
             }
             // Port race with another test: try another.
@@ -98,24 +87,7 @@ impl RedisServer {
     /// Starts the server again on the same port after [`RedisServer::stop`].
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.stop();
-        let bin = std::env::var("TRIAGE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&bin)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(self._dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
+        self.child = Some(spawn(self.port, self._dir.path())?);
         if self.wait_ready(Duration::from_secs(5)) {
             Ok(())
         } else {

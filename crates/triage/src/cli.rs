@@ -10,6 +10,9 @@ pub struct Cli {
     /// Config file (YAML); the embedded default when absent.
     #[arg(long, global = true, env = "TRIAGE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// API key sent by `route` and `explain` when the gateway requires one.
+    #[arg(long, global = true, env = "TRIAGE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -76,6 +79,27 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// What-if routing of a query log (JSONL) under a policy: share per model and tier, cost
+    /// per 1,000 queries against all-frontier, escalation rate; no model is called.
+    Replay {
+        /// JSONL log: `{"id", "query", "history"?}` a line, optionally pre-classified
+        /// (`complexity`, `category`, `requires_context`, `confidence`, `language`) and labelled
+        /// (`expected_complexity` or `label`), with `conversation_id`, `tokens_in`, `tokens_out`.
+        #[arg(long)]
+        input: PathBuf,
+        /// Policy file (default: `policy.file` of the config, else the built-in policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Replay at each value of the fast-tier confidence gate: `confidence=LO:HI:STEP`.
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Write the sweep's plot (SVG) here.
+        #[arg(long, requires = "sweep")]
+        plot: Option<PathBuf>,
     },
     /// Policy commands.
     Policy {

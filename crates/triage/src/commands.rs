@@ -8,8 +8,21 @@ use triage_proto::pb;
 use triage_proto::pb::router_client::RouterClient;
 
 mod explain;
+mod replay;
+
+/// Wraps a message in a request carrying the API key, when one is set.
+fn authorized<T>(msg: T, api_key: Option<&str>) -> Result<tonic::Request<T>> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(key) = api_key {
+        let value = format!("Bearer {key}").parse().context("the API key is not valid header text")?;
+        req.metadata_mut().insert("authorization", value);
+    }
+    Ok(req)
+}
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let api_key = cli.api_key.clone();
+    let api_key = api_key.as_deref();
     match cli.command {
         Command::Serve { target } => {
             let config = Config::load_or_default(cli.config.as_deref())?;
@@ -31,13 +44,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 create_if_missing: create,
                 ..Default::default()
             };
-            route(&addr, req, stream, json).await?;
+            route(&addr, req, stream, json, api_key).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { request_id, json, addr } => {
             let mut client = RouterClient::new(triage_core::grpc::channel(&addr)?);
             let rec = client
-                .explain(pb::ExplainRequest { request_id })
+                .explain(authorized(pb::ExplainRequest { request_id }, api_key)?)
                 .await
                 .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
                 .into_inner();
@@ -62,6 +75,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", triage_core::config::DEFAULT_CONFIG_YAML);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Replay { input, policy, json, sweep, plot } => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            replay::run(&config, replay::Args { input, policy, json, sweep, plot }).await
+        }
         Command::Policy { command: PolicyCommand::Test { policy, cases } } => {
             let config = Config::load_or_default(cli.config.as_deref())?;
             let local = triage_policy::LocalPolicy::new(&config, Some(&policy))?;
@@ -74,12 +91,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-async fn route(addr: &str, req: pb::RouteRequest, stream: bool, json: bool) -> Result<()> {
+async fn route(addr: &str, req: pb::RouteRequest, stream: bool, json: bool, api_key: Option<&str>) -> Result<()> {
     use std::io::Write;
     let mut client = RouterClient::new(triage_core::grpc::channel(addr)?);
     let status = |s: tonic::Status| anyhow::anyhow!("{:?}: {}", s.code(), s.message());
     let resp = if stream {
-        let mut s = client.route_stream(req).await.map_err(status)?.into_inner();
+        let mut s = client.route_stream(authorized(req, api_key)?).await.map_err(status)?.into_inner();
         let mut done = None;
         while let Some(chunk) = s.message().await.map_err(status)? {
             match chunk.chunk {
@@ -96,7 +113,7 @@ async fn route(addr: &str, req: pb::RouteRequest, stream: bool, json: bool) -> R
         }
         done.context("stream ended without its final metadata")?
     } else {
-        client.route(req).await.map_err(status)?.into_inner()
+        client.route(authorized(req, api_key)?).await.map_err(status)?.into_inner()
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&resp)?);

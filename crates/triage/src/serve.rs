@@ -69,7 +69,12 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
     let shutdown = Shutdown { drain_delay: config.server.drain_delay, grace_period: config.server.grace_period };
 
     let mut servers = tokio::task::JoinSet::new();
-    let groups: Vec<(&str, Vec<&'static str>)> = if all_in_one {
+    let auth_on = stack.auth.as_ref().is_some_and(|a| a.enabled());
+    let groups: Vec<(&str, Vec<&'static str>)> = if all_in_one && auth_on {
+        // Internal services take the tenant from the request body; with authentication on,
+        // the public port serves the Router alone so no key can reach another tenant's data.
+        vec![("gateway", vec!["gateway"])]
+    } else if all_in_one {
         vec![("gateway", targets.iter().copied().collect())]
     } else {
         targets.iter().map(|t| (*t, vec![*t])).collect()
@@ -84,6 +89,23 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
         servers.spawn(async move {
             let names: Vec<&str> = names.to_vec();
             grpc::serve(listener, routes, &names, stop, shutdown).await
+        });
+    }
+    if let (Some(gw), Some(auth)) = (stack.gateway.clone(), stack.auth.clone()) {
+        let listener = grpc::bind(&config.server.http_listen).await.context("serving the HTTP endpoint")?;
+        tracing::info!(addr = %listener.local_addr()?, "HTTP (OpenAI-compatible) listening");
+        let (router, stop) = (triage_gateway::http::router(gw, auth), stop.clone());
+        let header_timeout = config.server.header_read_timeout;
+        let tls = match &config.server.tls {
+            Some(t) => {
+                Some(triage_gateway::http::tls::acceptor(&config.resolve_path(&t.cert), &config.resolve_path(&t.key))?)
+            }
+            None => None,
+        };
+        servers.spawn(async move {
+            triage_gateway::http::serve_http(listener, router, stop, shutdown, header_timeout, tls)
+                .await
+                .map_err(|e| triage_core::Error::Address { addr: "http".into(), reason: e.to_string() })
         });
     }
     let mut failed = None;

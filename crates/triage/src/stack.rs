@@ -34,6 +34,8 @@ pub struct Stack {
     pub services: Services,
     /// The gateway, when this process runs it.
     pub gateway: Option<Arc<Gateway>>,
+    /// API keys and rate limits of the public endpoints, with the gateway.
+    pub auth: Option<Arc<triage_gateway::auth::Auth>>,
     /// Local backends, when this process runs them (the demo scripts outages through it).
     local: BTreeSet<&'static str>,
     embedded: Option<EmbeddedRedis>,
@@ -117,7 +119,15 @@ impl Stack {
         } else {
             None
         };
-        Ok(Stack { services, gateway, local: targets.clone(), embedded, stop })
+        let auth = match &gateway {
+            Some(_) => {
+                let auth = triage_gateway::auth::Auth::from_config(&config)?;
+                auth.spawn_reload(config.auth.reload_interval, stop.clone());
+                Some(auth)
+            }
+            None => None,
+        };
+        Ok(Stack { services, gateway, auth, local: targets.clone(), embedded, stop })
     }
 
     /// The tonic routes of `names` (each must be local) and their health names.
@@ -131,7 +141,9 @@ impl Stack {
             match *name {
                 "gateway" => {
                     let gw = self.gateway.clone().context("gateway not built")?;
-                    builder.add_service(triage_gateway::RouterServer::new(gw).into_service());
+                    let auth = self.auth.clone().context("auth not built")?;
+                    let svc = triage_gateway::RouterServer::new(gw).into_service();
+                    builder.add_service(tonic::service::interceptor::InterceptedService::new(svc, auth.grpc_interceptor()));
                 }
                 "classifier" => {
                     builder.add_service(triage_classifier::ClassifierServer(self.services.classifier.clone()).into_service());

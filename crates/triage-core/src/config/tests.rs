@@ -84,3 +84,28 @@ fn missing_file_names_it() {
     let err = Config::load(Path::new("/nonexistent/triage.yaml")).unwrap_err().to_string();
     assert!(err.starts_with("/nonexistent/triage.yaml: cannot read"), "{err}");
 }
+
+#[test]
+fn auth_and_http_keys_are_checked() {
+    let ok = with_default(|v| {
+        v["auth"] = serde_yaml::from_str(&format!(
+            "{{keys: [{{sha256: '{}', tenant: acme, revoked: true}}], rate_limits: {{tenants: {{acme: {{requests_per_minute: 5}}}}}}}}",
+            "a".repeat(64)
+        ))
+        .unwrap();
+        v["server"] = serde_yaml::from_str("{http_listen: '0.0.0.0:8443', tls: {cert: c.pem, key: k.pem}}").unwrap();
+    });
+    let cfg = load(&ok).unwrap();
+    assert_eq!(cfg.auth.rate_limits.tenants["acme"].requests_per_minute, 5);
+    for (patch, expected) in [
+        ("{keys: [{sha256: not-hex, tenant: acme}]}", "auth.keys[0].sha256"),
+        ("{keys: [{sha256: 'AA', tenant: acme}]}", "auth.keys[0].sha256"),
+        ("{keys: [], colour: blue}", "colour"),
+    ] {
+        let y = with_default(|v| v["auth"] = serde_yaml::from_str(patch).unwrap());
+        let err = load(&y).unwrap_err().to_string();
+        assert!(err.contains(expected), "{patch}: {err}");
+    }
+    let y = with_default(|v| v["server"] = serde_yaml::from_str("{http_listen: 'nowhere'}").unwrap());
+    assert!(load(&y).unwrap_err().to_string().contains("server.http_listen"));
+}

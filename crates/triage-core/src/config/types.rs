@@ -42,6 +42,9 @@ pub struct Config {
     /// Logs and traces.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// API keys and per-tenant rate limits of the public endpoints.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// File the config came from (set by the loader, not read from YAML).
     #[serde(skip)]
     pub source: PathBuf,
@@ -66,10 +69,37 @@ pub struct ServerConfig {
     pub max_tokens_limit: u32,
     /// In-flight requests at which system.load reaches 1.0.
     pub capacity: u32,
+    /// Latency (EWMA per model) at which that model's pressure puts system.load at 1.0.
+    #[serde(with = "humantime_serde")]
+    pub latency_target: Duration,
     /// Tenant used when no authentication is configured.
     pub default_tenant: String,
     /// Deadlines of each step of the request flow.
     pub deadlines: Deadlines,
+    /// Where the OpenAI-compatible HTTP endpoint listens (with the gateway).
+    pub http_listen: String,
+    /// Largest accepted HTTP request body, bytes.
+    pub max_body_bytes: usize,
+    /// Most messages one chat completion request may carry.
+    pub max_messages: usize,
+    /// A client must send its request headers within this time.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A client must send its whole request body within this time.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Server TLS of the HTTP endpoint; plain TCP when absent.
+    pub tls: Option<TlsConfig>,
+}
+
+/// PEM files of a server certificate (chain first-to-root) and its private key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -81,8 +111,15 @@ impl Default for ServerConfig {
             default_max_tokens: 256,
             max_tokens_limit: 8192,
             capacity: 256,
+            latency_target: Duration::from_secs(2),
             default_tenant: "default".into(),
             deadlines: Deadlines::default(),
+            http_listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            max_messages: 256,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -710,4 +747,65 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// API keys (stored as sha256 hex, never in clear) and per-tenant rate limits. With no keys,
+/// authentication is off and every request is the default tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Keys declared inline (hashes only).
+    pub keys: Vec<ApiKeyConfig>,
+    /// YAML list of the same entries, e.g. a mounted Kubernetes Secret; re-read every
+    /// `reload_interval` so rotation and revocation need no restart.
+    pub keys_file: Option<PathBuf>,
+    /// How often the keys file is re-read.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+    /// Per-tenant request and token rates.
+    pub rate_limits: RateLimitsConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            keys_file: None,
+            reload_interval: Duration::from_secs(10),
+            rate_limits: RateLimitsConfig::default(),
+        }
+    }
+}
+
+/// One API key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Lowercase hex sha256 of the bearer key.
+    pub sha256: String,
+    /// Tenant the key authenticates as.
+    pub tenant: String,
+    /// A revoked key is refused like an unknown one.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// Rate limits: a default for every tenant, overridden per tenant.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsConfig {
+    /// Limits of tenants not listed in `tenants`.
+    pub default: RateLimit,
+    /// Limits by tenant.
+    pub tenants: BTreeMap<String, RateLimit>,
+}
+
+/// Token buckets refilled per minute; 0 means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimit {
+    /// Requests per minute.
+    pub requests_per_minute: u32,
+    /// Tokens (prompt estimate plus max_tokens, settled to actual usage) per minute.
+    pub tokens_per_minute: u32,
 }

@@ -58,6 +58,32 @@ pub(super) fn validate(cfg: &Config) -> Result<(), Invalid> {
     }
     validate_backends(&cfg.backends)?;
     validate_ledger(&cfg.ledger, &cfg.models)?;
+    validate_auth(&cfg.auth)?;
+    Ok(())
+}
+
+/// Key entries must be real sha256 digests so a typo cannot silently lock a tenant out.
+fn validate_auth(a: &AuthConfig) -> Result<(), Invalid> {
+    for (i, k) in a.keys.iter().enumerate() {
+        validate_key(&format!("auth.keys[{i}]"), k)?;
+    }
+    if a.keys_file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+        return Err(("auth.keys_file".into(), "must name a file".into()));
+    }
+    if a.reload_interval.is_zero() {
+        return Err(("auth.reload_interval".into(), "must be greater than 0".into()));
+    }
+    Ok(())
+}
+
+/// Checks one inline key entry.
+fn validate_key(at: &str, k: &ApiKeyConfig) -> Result<(), Invalid> {
+    if k.sha256.len() != 64 || !k.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+        return Err((format!("{at}.sha256"), "must be 64 lowercase hex characters (sha256 of the key)".into()));
+    }
+    if k.tenant.trim().is_empty() {
+        return Err((format!("{at}.tenant"), "must not be empty".into()));
+    }
     Ok(())
 }
 
@@ -180,6 +206,20 @@ fn validate_server(s: &ServerConfig) -> Result<(), Invalid> {
     }
     if s.capacity == 0 {
         return Err(("server.capacity".into(), "must be greater than 0".into()));
+    }
+    s.http_listen
+        .parse::<SocketAddr>()
+        .map_err(|e| ("server.http_listen".to_string(), format!("`{}` is not a socket address: {e}", s.http_listen)))?;
+    if let Some(tls) = &s.tls
+        && (tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty())
+    {
+        return Err(("server.tls".into(), "cert and key must name PEM files".into()));
+    }
+    if s.max_body_bytes == 0 || s.max_messages == 0 {
+        return Err(("server.max_body_bytes".into(), "max_body_bytes and max_messages must be greater than 0".into()));
+    }
+    if s.header_read_timeout.is_zero() || s.body_read_timeout.is_zero() {
+        return Err(("server.header_read_timeout".into(), "read timeouts must be greater than 0".into()));
     }
     if s.default_tenant.trim().is_empty() {
         return Err(("server.default_tenant".into(), "must not be empty".into()));

@@ -115,6 +115,7 @@ impl Gateway {
             }
         };
         let models = self.signals.get().await;
+        crate::metrics::signals(&models, &budget);
         let load = self.load.load();
         rec.system_load = load;
         rec.budget_remaining = budget.clone();
@@ -300,6 +301,7 @@ impl Gateway {
             None => steps.run("generate", deadline, backends.generate(greq)).await,
             Some(sink) => steps.run("generate", deadline, stream_into(backends, greq, sink)).await,
         };
+        if let Ok(Ok(g)) = &res { self.load.record_answer(g, self.config.server.latency_target); }
         match res {
             Ok(Ok(g)) => Ok(g),
             Ok(Err(triage_backends::Error::Exhausted { summary, attempts })) => {
@@ -352,11 +354,10 @@ impl Gateway {
         decision: &pb::DecideResponse,
         g: &pb::GenerateResponse,
         escalated: bool,
+        commitments: Vec<pb::Commitment>,
         steps: &mut Steps,
     ) -> Result<()> {
         let now = now_unix_ms();
-        let turn_no = conv.turn_count + 2;
-        let commitments = triage_context::extract_commitments(&g.text, &g.model, &g.model_version, turn_no);
         let usage = g.usage.unwrap_or_default();
         // The conversation stays pinned to the policy's choice, not a fallback that stood in
         // for it once: the next turn tries the chosen model again.

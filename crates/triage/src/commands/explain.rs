@@ -73,6 +73,9 @@ pub fn render(r: &pb::DecisionRecord) -> String {
         r.steps.iter().map(|s| format!("{}={}µs({})", s.step, s.duration_us, s.outcome)).collect::<Vec<_>>().join(" "),
         r.latency_us
     );
+    for c in &r.commitments {
+        let _ = writeln!(o, "commitment   {} (by {} {}, turn {})", c.text, c.model, c.model_version, c.turn);
+    }
     for w in &r.warnings {
         let _ = writeln!(o, "warning      {w}");
     }

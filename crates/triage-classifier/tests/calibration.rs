@@ -1,0 +1,55 @@
+//! Quality of the committed heads on the held-out test split: calibration (ECE) and the
+//! expensive error. The full numbers come from the eval-classifier benchmark.
+
+use std::path::PathBuf;
+use triage_classifier::EmbeddedClassifier;
+use triage_classifier::dataset;
+
+#[test]
+fn test_split_is_calibrated() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("../../models/all-minilm-l6-v2");
+    if !triage_classifier::encoder::Encoder::files_present(&dir) {
+        eprintln!("SKIPPED: encoder files missing in {} (run scripts/fetch-models.sh)", dir.display());
+        return Ok(());
+    }
+    let c = EmbeddedClassifier::new(&dir, None, 4)?;
+    let test: Vec<_> =
+        dataset::load(&root.join("data/queries.jsonl"))?.into_iter().filter(|e| e.split == "test").collect();
+    assert!(test.len() >= 300, "test split too small: {}", test.len());
+    let preds = test.iter().map(|e| c.classify_blocking(&e.query, &e.history_pb())).collect::<Result<Vec<_>, _>>()?;
+    let r = dataset::report(&test, &preds);
+    println!("test split:\n{r}");
+    assert!(r.ece < 0.05, "ECE {:.3} >= 0.05", r.ece);
+    assert!(
+        r.complex_as_confident_simple <= 0.02,
+        "complex labelled confidently simple: {:.3}",
+        r.complex_as_confident_simple
+    );
+    assert!(r.complexity_acc >= 0.90, "complexity accuracy {:.3}", r.complexity_acc);
+    Ok(())
+}
+
+#[test]
+fn data_file_is_well_formed() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let all = dataset::load(&root.join("data/queries.jsonl"))?;
+    assert!(all.len() >= 2000, "{} examples", all.len());
+    let mut test_templates = std::collections::HashSet::new();
+    let mut train_templates = std::collections::HashSet::new();
+    for e in &all {
+        e.targets()?;
+        match e.split.as_str() {
+            "test" => test_templates.insert(e.template.clone()),
+            "train" => train_templates.insert(e.template.clone()),
+            "dev" => false,
+            other => return Err(format!("unknown split {other}").into()),
+        };
+    }
+    // Whole templates are held out: no test template is trained on.
+    assert!(test_templates.is_disjoint(&train_templates));
+    for lang in ["en", "es", "pt", "mixed"] {
+        assert!(all.iter().any(|e| e.language == lang && e.split == "test"), "no {lang} test examples");
+    }
+    Ok(())
+}
