@@ -38,7 +38,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_batch: 16, max_wait: Duration::from_millis(2), workers: 2 }
+        Self { max_batch: 32, max_wait: Duration::from_millis(2), workers: 2 }
     }
 }
 

@@ -193,8 +193,10 @@ mod tests {
         let ok = LlmClassifier::new(Scripted(Mutex::new(vec![GOOD.into(), "not json".into()])), 4);
         let r = ok.classify(req()).await?;
         assert_eq!(r.classification.map(|c| c.language), Some("es".to_string()));
-        let bad = LlmClassifier::new(Scripted(Mutex::new(vec!["{}".into(), "nope".into(), GOOD.into()])), 4);
+        let bad = LlmClassifier::new(Scripted(Mutex::new(vec![GOOD.into(), "{}".into(), "nope".into()])), 4);
+        // Two malformed answers: an error, and the third (good) answer is never asked for.
         assert!(matches!(bad.classify(req()).await, Err(Error::MalformedOutput(_))));
+        assert_eq!(bad.engine.0.lock().len(), 1);
         Ok(())
     }
 }

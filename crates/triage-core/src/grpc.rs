@@ -4,11 +4,12 @@
 
 use crate::error::{Error, Result};
 use opentelemetry::propagation::{Extractor, Injector};
+use std::path::Path;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -21,14 +22,47 @@ pub async fn bind(addr: &str) -> Result<TcpListener> {
 }
 
 /// A lazily-connecting channel to another service: services may start in any order.
-pub fn channel(url: &str) -> Result<TracedChannel> {
-    let ep = Endpoint::from_shared(url.to_string())
-        .map_err(|e| Error::Address { addr: url.to_string(), reason: e.to_string() })?
+/// With `tls`, the connection is TLS (an `http://` URL is taken as `https://`): the server
+/// is verified against the configured CA and, for mTLS, the client identity is presented.
+pub fn channel(url: &str, tls: Option<&ClientTlsConfig>) -> Result<TracedChannel> {
+    let addr_err = |e: &dyn std::fmt::Display| Error::Address { addr: url.to_string(), reason: e.to_string() };
+    let url = match (tls, url.strip_prefix("http://")) {
+        (Some(_), Some(rest)) => format!("https://{rest}"),
+        _ => url.to_string(),
+    };
+    let mut ep = Endpoint::from_shared(url.clone())
+        .map_err(|e| addr_err(&e))?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(2))
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
+    if let Some(tls) = tls {
+        ep = ep.tls_config(tls.clone()).map_err(|e| addr_err(&e))?;
+    }
     Ok(InterceptedService::new(ep.connect_lazy(), TraceInterceptor))
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::ConfigRead { path: path.to_path_buf(), source })
+}
+
+/// Client TLS trusting the PEM CA at `ca`, presenting `identity` (cert, key PEM files) for mTLS.
+pub fn client_tls(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<ClientTlsConfig> {
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read_pem(ca)?));
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?));
+    }
+    Ok(tls)
+}
+
+/// Server TLS with the PEM certificate chain and key; with `client_ca`, clients must present
+/// a certificate signed by it (mTLS).
+pub fn server_tls(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<ServerTlsConfig> {
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?));
+    if let Some(ca) = client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read_pem(ca)?));
+    }
+    Ok(tls)
 }
 
 /// Injects the current span's trace context (W3C traceparent) into outgoing metadata.
@@ -96,12 +130,15 @@ pub struct Shutdown {
 /// Serves `routes` on `listener` with health and reflection until `stop` is cancelled, then
 /// reports NOT_SERVING, stops accepting and drains in-flight calls within the grace period.
 /// `names` are the fully-qualified services reported by health (`triage.v1.Router`, ...).
+/// With `tls`, every connection (gRPC and /metrics alike) is TLS; without, plain TCP that
+/// also takes HTTP/1.1 for /metrics.
 pub async fn serve(
     listener: TcpListener,
     routes: tonic::service::Routes,
     names: &[&str],
     stop: CancellationToken,
     shutdown: Shutdown,
+    tls: Option<ServerTlsConfig>,
 ) -> Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in names.iter().copied().chain(std::iter::once("")) {
@@ -137,11 +174,12 @@ pub async fn serve(
             drained.cancel();
         }
     };
-    let server = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .tcp_nodelay(true)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, signal);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let server =
+        builder.accept_http1(true).tcp_nodelay(true).add_routes(routes).serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(server);
     tokio::select! {
         res = &mut server => return res.map_err(Error::from),

@@ -55,8 +55,9 @@ async fn one_trace_id_across_the_gateway_and_a_remote_classifier() {
         &["triage.v1.Classifier"],
         stop.clone(),
         Shutdown { drain_delay: std::time::Duration::ZERO, grace_period: std::time::Duration::from_secs(5) },
+        None,
     ));
-    let remote = triage_classifier::RemoteClassifier::new(grpc::channel(&format!("http://{addr}")).unwrap());
+    let remote = triage_classifier::RemoteClassifier::new(grpc::channel(&format!("http://{addr}"), None).unwrap());
 
     let backends: Arc<dyn triage_backends::Backends> = Arc::new(triage_backends::LocalBackends::new(&config).await.unwrap());
     let conn = redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();

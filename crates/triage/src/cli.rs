@@ -13,6 +13,9 @@ pub struct Cli {
     /// API key sent by `route` and `explain` when the gateway requires one.
     #[arg(long, global = true, env = "TRIAGE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// CA certificate (PEM) `route` and `explain` trust to reach a TLS gateway (`server.tls`).
+    #[arg(long, global = true, env = "TRIAGE_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -100,6 +103,24 @@ pub enum Command {
         /// Write the sweep's plot (SVG) here.
         #[arg(long, requires = "sweep")]
         plot: Option<PathBuf>,
+    },
+    /// Spend per scope and window, from the ledger service.
+    Spend {
+        /// Only this scope kind: global, tenant, user, model or conversation.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this tenant (shorthand for --kind tenant --id T).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this window: hour, day or month.
+        #[arg(long)]
+        window: Option<String>,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
+        /// Ledger service URL (the gateway port in all-in-one mode without authentication).
+        #[arg(long, env = "TRIAGE_LEDGER_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
     },
     /// Policy commands.
     Policy {

@@ -23,6 +23,11 @@ fn authorized<T>(msg: T, api_key: Option<&str>) -> Result<tonic::Request<T>> {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let api_key = cli.api_key.clone();
     let api_key = api_key.as_deref();
+    let tls = match &cli.ca {
+        Some(ca) => Some(triage_core::grpc::client_tls(ca, None)?),
+        None => None,
+    };
+    let tls = tls.as_ref();
     match cli.command {
         Command::Serve { target } => {
             let config = Config::load_or_default(cli.config.as_deref())?;
@@ -44,11 +49,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 create_if_missing: create,
                 ..Default::default()
             };
-            route(&addr, req, stream, json, api_key).await?;
+            route(&addr, req, stream, json, api_key, tls).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { request_id, json, addr } => {
-            let mut client = RouterClient::new(triage_core::grpc::channel(&addr)?);
+            let mut client = RouterClient::new(triage_core::grpc::channel(&addr, tls)?);
             let rec = client
                 .explain(authorized(pb::ExplainRequest { request_id }, api_key)?)
                 .await
@@ -75,6 +80,27 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", triage_core::config::DEFAULT_CONFIG_YAML);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Spend { kind, tenant, window, json, addr } => {
+            let (kind, id) = match (kind, tenant) {
+                (_, Some(t)) => ("tenant".to_string(), t),
+                (Some(k), None) => (k, String::new()),
+                (None, None) => (String::new(), String::new()),
+            };
+            let mut client = pb::ledger_client::LedgerClient::new(triage_core::grpc::channel(&addr, tls)?);
+            let req = pb::SpendRequest { kind, id, window: window.unwrap_or_default() };
+            let rows = client
+                .spend(authorized(req, api_key)?)
+                .await
+                .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+                .into_inner()
+                .rows;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", spend_table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay { input, policy, json, sweep, plot } => {
             let config = Config::load_or_default(cli.config.as_deref())?;
             replay::run(&config, replay::Args { input, policy, json, sweep, plot }).await
@@ -85,15 +111,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let cases_yaml = std::fs::read_to_string(&cases).with_context(|| format!("reading {}", cases.display()))?;
             let report = triage_policy::run_policy_tests(&local, &cases_yaml)
                 .with_context(|| format!("policy test {} {}", policy.display(), cases.display()))?;
-            print!("{report}");
+            println!("{}", report.to_string().trim_end());
             Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
 }
 
-async fn route(addr: &str, req: pb::RouteRequest, stream: bool, json: bool, api_key: Option<&str>) -> Result<()> {
+async fn route(
+    addr: &str,
+    req: pb::RouteRequest,
+    stream: bool,
+    json: bool,
+    api_key: Option<&str>,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+) -> Result<()> {
     use std::io::Write;
-    let mut client = RouterClient::new(triage_core::grpc::channel(addr)?);
+    let mut client = RouterClient::new(triage_core::grpc::channel(addr, tls)?);
     let status = |s: tonic::Status| anyhow::anyhow!("{:?}: {}", s.code(), s.message());
     let resp = if stream {
         let mut s = client.route_stream(authorized(req, api_key)?).await.map_err(status)?.into_inner();
@@ -135,4 +168,27 @@ async fn route(addr: &str, req: pb::RouteRequest, stream: bool, json: bool, api_
         );
     }
     Ok(())
+}
+
+/// Spend rows as a table for a person.
+fn spend_table(rows: &[pb::ScopeSpend]) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(o, "{:<44} {:<6} {:>12} {:>12} {:>12} {:>9}", "scope", "window", "spent", "reserved", "limit", "requests");
+    for r in rows {
+        let scope = r.scope.clone().unwrap_or_default();
+        let name = if scope.id.is_empty() { scope.kind } else { format!("{}:{}", scope.kind, scope.id) };
+        let limit = if r.limit_micros > 0 { triage_core::Micros(r.limit_micros).to_string() } else { "-".into() };
+        let _ = writeln!(
+            o,
+            "{:<44} {:<6} {:>12} {:>12} {:>12} {:>9}",
+            name,
+            r.window,
+            triage_core::Micros(r.spent_micros).to_string(),
+            triage_core::Micros(r.reserved_micros).to_string(),
+            limit,
+            r.requests
+        );
+    }
+    o
 }

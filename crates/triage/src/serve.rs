@@ -84,11 +84,12 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
         let listener = grpc::bind(&ep.listen).await.with_context(|| format!("serving {}", services.join(",")))?;
         let addr = listener.local_addr()?;
         let (routes, names) = stack.routes(&services)?;
-        tracing::info!(%addr, services = %services.join(","), "listening");
+        let tls = grpc_tls(&config, listen_of)?;
+        tracing::info!(%addr, services = %services.join(","), tls = tls.is_some(), "listening");
         let stop = stop.clone();
         servers.spawn(async move {
             let names: Vec<&str> = names.to_vec();
-            grpc::serve(listener, routes, &names, stop, shutdown).await
+            grpc::serve(listener, routes, &names, stop, shutdown, tls).await
         });
     }
     if let (Some(gw), Some(auth)) = (stack.gateway.clone(), stack.auth.clone()) {
@@ -129,6 +130,28 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// TLS of the gRPC port of `listen_of`: the public gateway port uses `server.tls` (server
+/// TLS only: public clients have no client certificate); every other service's port uses
+/// `services.tls` and requires a client certificate signed by its CA.
+fn grpc_tls(config: &Config, listen_of: &str) -> Result<Option<tonic::transport::ServerTlsConfig>> {
+    let tls = if listen_of == "gateway" {
+        match &config.server.tls {
+            Some(t) => Some(grpc::server_tls(&config.resolve_path(&t.cert), &config.resolve_path(&t.key), None)?),
+            None => None,
+        }
+    } else {
+        match &config.services.tls {
+            Some(t) => Some(grpc::server_tls(
+                &config.resolve_path(&t.cert),
+                &config.resolve_path(&t.key),
+                Some(&config.resolve_path(&t.ca)),
+            )?),
+            None => None,
+        }
+    };
+    Ok(tls)
 }
 
 /// The Redis URL: `TRIAGE_REDIS_URL`, else `redis.url`, else none (embedded).

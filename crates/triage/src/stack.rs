@@ -36,7 +36,7 @@ pub struct Stack {
     pub gateway: Option<Arc<Gateway>>,
     /// API keys and rate limits of the public endpoints, with the gateway.
     pub auth: Option<Arc<triage_gateway::auth::Auth>>,
-    /// Local backends, when this process runs them (the demo scripts outages through it).
+    /// The services this process runs itself.
     local: BTreeSet<&'static str>,
     embedded: Option<EmbeddedRedis>,
     stop: CancellationToken,
@@ -68,9 +68,16 @@ impl Stack {
             None => (None, None),
         };
         let prefix = config.redis.key_prefix.clone();
+        let client_tls = match &config.services.tls {
+            Some(t) => Some(grpc::client_tls(
+                &config.resolve_path(&t.ca),
+                Some((&config.resolve_path(&t.cert), &config.resolve_path(&t.key))),
+            )?),
+            None => None,
+        };
         let remote = |name: &str| -> Result<grpc::TracedChannel> {
             let ep = config.services.get(name).with_context(|| format!("no endpoint for {name}"))?;
-            Ok(grpc::channel(&ep.connect)?)
+            Ok(grpc::channel(&ep.connect, client_tls.as_ref())?)
         };
 
         let backends: Arc<dyn Backends> = if targets.contains("backends") {

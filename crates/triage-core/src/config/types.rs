@@ -199,6 +199,22 @@ pub struct ServicesConfig {
     pub context: Endpoint,
     /// Ledger service.
     pub ledger: Endpoint,
+    /// mTLS between services; plain TCP when absent.
+    pub tls: Option<ServicesTlsConfig>,
+}
+
+/// mTLS between services: every service's server requires a client certificate signed by
+/// `ca`, and every inter-service client presents `cert`/`key` and trusts `ca`. All three
+/// are required.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesTlsConfig {
+    /// CA certificate (PEM) that signs the services' server and client certificates.
+    pub ca: PathBuf,
+    /// Certificate chain of this service (PEM), used as server and client certificate.
+    pub cert: PathBuf,
+    /// Private key of `cert` (PEM).
+    pub key: PathBuf,
 }
 
 impl Default for ServicesConfig {
@@ -214,6 +230,7 @@ impl Default for ServicesConfig {
             backends: ep(50054),
             context: ep(50055),
             ledger: ep(50056),
+            tls: None,
         }
     }
 }

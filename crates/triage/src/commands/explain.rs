@@ -16,7 +16,14 @@ fn tier_name(t: i32) -> &'static str {
 pub fn render(r: &pb::DecisionRecord) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "request      {}  (status {})", r.request_id, r.status);
-    let _ = writeln!(o, "conversation {}  tenant {}  turns before {}  tier before {}", r.conversation_id, r.tenant, r.conversation_turns, tier_name(r.conversation_tier));
+    let _ = writeln!(
+        o,
+        "conversation {}  tenant {}  turns before {}  tier before {}",
+        r.conversation_id,
+        r.tenant,
+        r.conversation_turns,
+        tier_name(r.conversation_tier)
+    );
     let _ = writeln!(o, "turn         {}", r.turn);
     if let Some(c) = &r.classification {
         let _ = writeln!(
@@ -44,7 +51,11 @@ pub fn render(r: &pb::DecisionRecord) -> String {
     let _ = writeln!(o, "rule         {} (policy {}): {}", r.rule_id, r.policy_version, r.reason);
     let _ = writeln!(o, "chosen       {}  fallbacks [{}]", r.chosen_model, r.fallbacks.join(", "));
     for a in &r.attempts {
-        let _ = writeln!(o, "  attempt    {} via {}: {} {} ({} µs, {} retries)", a.model, a.provider, a.outcome, a.error, a.latency_us, a.retries);
+        let _ = writeln!(
+            o,
+            "  attempt    {} via {}: {} {} ({} µs, {} retries)",
+            a.model, a.provider, a.outcome, a.error, a.latency_us, a.retries
+        );
     }
     let _ = writeln!(
         o,
@@ -80,7 +91,11 @@ pub fn render(r: &pb::DecisionRecord) -> String {
         let _ = writeln!(o, "warning      {w}");
     }
     if let Some(f) = &r.feedback {
-        let _ = writeln!(o, "feedback     resolved={:?} human={} satisfaction={:?} {}", f.resolved, f.escalated_to_human, f.satisfaction, f.comment);
+        let _ = writeln!(
+            o,
+            "feedback     resolved={:?} human={} satisfaction={:?} {}",
+            f.resolved, f.escalated_to_human, f.satisfaction, f.comment
+        );
     }
     let _ = writeln!(o, "reply        {}", r.reply);
     o
