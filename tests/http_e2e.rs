@@ -18,6 +18,7 @@ const ACME: &str = "sk-acme-0123456789";
 const ACME_REVOKED: &str = "sk-acme-old";
 const BETA: &str = "sk-beta-0123456789";
 const LIMITED: &str = "sk-limited-0123";
+const THRIFTY: &str = "sk-thrifty-0123";
 
 fn sha(key: &str) -> String {
     hex::encode(sha2::Sha256::digest(key.as_bytes()))
@@ -54,12 +55,14 @@ async fn start_with(prefix: &str, extra: impl FnOnce(&mut serde_yaml::Value)) ->
     let cfg = TestConfig::new(&redis.url(), prefix, |v| {
         v["classifier"] = yaml("{kind: heuristic}");
         v["auth"] = yaml(&format!(
-            "{{keys: [{{sha256: {}, tenant: acme}}, {{sha256: {}, tenant: acme, revoked: true}}, {{sha256: {}, tenant: beta}}, {{sha256: {}, tenant: limited}}],
-              rate_limits: {{tenants: {{limited: {{requests_per_minute: 2, tokens_per_minute: 100000}}}}}}}}",
+            "{{keys: [{{sha256: {}, tenant: acme}}, {{sha256: {}, tenant: acme, revoked: true}}, {{sha256: {}, tenant: beta}}, {{sha256: {}, tenant: limited}}, {{sha256: {}, tenant: thrifty}}],
+              rate_limits: {{tenants: {{limited: {{requests_per_minute: 2, tokens_per_minute: 100000}},
+                                        thrifty: {{requests_per_minute: 1000, tokens_per_minute: 10}}}}}}}}",
             sha(ACME),
             sha(ACME_REVOKED),
             sha(BETA),
-            sha(LIMITED)
+            sha(LIMITED),
+            sha(THRIFTY)
         ));
         for (k, val) in [
             ("header_read_timeout", "1s"),
@@ -248,6 +251,12 @@ async fn rate_limits_and_abuse_limits() {
     assert_eq!(e.code(), tonic::Code::ResourceExhausted);
     assert!(e.metadata().get("retry-after").is_some());
     assert_eq!(post(ACME, chat_body("hi")).await.unwrap().status(), 200);
+
+    // Tokens per minute on gRPC: the first answer's tokens exceed `thrifty`'s 10 a minute,
+    // so the next call is refused until the bucket refills.
+    grpc.route(authed(turn("hi"), Some(THRIFTY))).await.unwrap();
+    let e = grpc.route(authed(turn("hi again"), Some(THRIFTY))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{}", e.message());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,13 +16,27 @@ pub struct Tenant(pub String);
 pub struct RouterServer {
     gateway: Arc<Gateway>,
     default_tenant: String,
+    auth: Option<Arc<crate::auth::Auth>>,
 }
 
 impl RouterServer {
     /// A server for `gateway`.
     pub fn new(gateway: Arc<Gateway>) -> Self {
         let default_tenant = gateway.config.server.default_tenant.clone();
-        Self { gateway, default_tenant }
+        Self { gateway, default_tenant, auth: None }
+    }
+
+    /// Charges each answer's tokens to its tenant's token rate (the interceptor admits by
+    /// request rate before the size of the answer is known).
+    pub fn with_auth(mut self, auth: Arc<crate::auth::Auth>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    fn charge_tokens(auth: Option<&Arc<crate::auth::Auth>>, tenant: &str, resp: &pb::RouteResponse) {
+        if let (Some(auth), Some(u)) = (auth, resp.usage) {
+            auth.limiter().settle(tenant, 0, u64::from(u.input_tokens) + u64::from(u.output_tokens));
+        }
     }
 
     /// The tonic service.
@@ -43,6 +57,7 @@ impl pb::router_server::Router for RouterServer {
         let span = server_span("Router/Route", request.metadata());
         let tenant = self.tenant(&request);
         let resp = self.gateway.route(&tenant, request.into_inner()).instrument(span).await?;
+        Self::charge_tokens(self.auth.as_ref(), &tenant, &resp);
         Ok(tonic::Response::new(resp))
     }
 
@@ -56,10 +71,16 @@ impl pb::router_server::Router for RouterServer {
         let tenant = self.tenant(&request);
         let rx = {
             let _enter = span.enter();
-            self.gateway.route_stream(tenant, request.into_inner())
+            self.gateway.route_stream(tenant.clone(), request.into_inner())
         };
+        let auth = self.auth.clone();
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-        let stream = futures::StreamExt::map(stream, |r| r.map_err(tonic::Status::from));
+        let stream = futures::StreamExt::map(stream, move |r| {
+            if let Ok(pb::RouteChunk { chunk: Some(pb::route_chunk::Chunk::Done(resp)) }) = &r {
+                Self::charge_tokens(auth.as_ref(), &tenant, resp);
+            }
+            r.map_err(tonic::Status::from)
+        });
         Ok(tonic::Response::new(Box::pin(stream)))
     }
 

@@ -149,7 +149,7 @@ impl Stack {
                 "gateway" => {
                     let gw = self.gateway.clone().context("gateway not built")?;
                     let auth = self.auth.clone().context("auth not built")?;
-                    let svc = triage_gateway::RouterServer::new(gw).into_service();
+                    let svc = triage_gateway::RouterServer::new(gw).with_auth(auth.clone()).into_service();
                     builder.add_service(tonic::service::interceptor::InterceptedService::new(svc, auth.grpc_interceptor()));
                 }
                 "classifier" => {
