@@ -75,7 +75,17 @@ async fn start_with(prefix: &str, extra: impl FnOnce(&mut serde_yaml::Value)) ->
         extra(v);
     });
     let mut proc = Process::serve(&cfg, "all", &[]);
-    wait_serving(&cfg.url("gateway"), "triage.v1.Router", &mut proc).await;
+    let written: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&cfg.path).unwrap()).unwrap();
+    if written["server"]["tls"].is_mapping() {
+        // The gRPC port speaks TLS too: wait for the HTTP listener, bound once serving starts.
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", cfg.ports["http"])).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(120), "HTTP never listened:\n{}", proc.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    } else {
+        wait_serving(&cfg.url("gateway"), "triage.v1.Router", &mut proc).await;
+    }
     Some(Running { _redis: redis, cfg, _proc: proc })
 }
 

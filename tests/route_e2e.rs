@@ -77,7 +77,14 @@ async fn route_explain_idempotency_bad_input_health_reflection() {
     let mut p = Process::serve(&cfg, "all", &[]);
     let url = cfg.url("gateway");
     wait_serving(&url, "triage.v1.Router", &mut p).await;
-    for s in ["triage.v1.Classifier", "triage.v1.Policy", "triage.v1.Backends", "triage.v1.ContextStore", "triage.v1.Ledger", ""] {
+    for s in [
+        "triage.v1.Classifier",
+        "triage.v1.Policy",
+        "triage.v1.Backends",
+        "triage.v1.ContextStore",
+        "triage.v1.Ledger",
+        "",
+    ] {
         assert_eq!(health(&url, s).await, Some(ServingStatus::Serving), "{s}");
     }
 
@@ -104,7 +111,11 @@ async fn route_explain_idempotency_bad_input_health_reflection() {
     assert_eq!(second.conversation_id, first.conversation_id);
     let mut ctx = pb::context_store_client::ContextStoreClient::connect(url.clone()).await.unwrap();
     let conv = ctx
-        .get(pb::GetConversationRequest { tenant: "default".into(), conversation_id: first.conversation_id.clone(), ..Default::default() })
+        .get(pb::GetConversationRequest {
+            tenant: "default".into(),
+            conversation_id: first.conversation_id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -157,13 +168,16 @@ async fn route_explain_idempotency_bad_input_health_reflection() {
     assert_eq!(e.code(), tonic::Code::NotFound);
 
     // Reflection lists every service (what `grpcurl -plaintext ADDR list` asks).
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let channel = tonic::transport::Endpoint::from_shared(url.clone()).unwrap().connect().await.unwrap();
     let mut refl = ServerReflectionClient::new(channel);
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut stream = refl.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
     let resp = stream.message().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else { panic!("{resp:?}") };

@@ -71,12 +71,7 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = must(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build(),
-    );
+    let rt = must(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build());
     let setup = rt.block_on(async {
         let fake = must(FakeOpenAi::start().await);
         let be = must(LocalBackends::new(&config(&fake.base_url())).await);
@@ -116,9 +111,7 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("openai_unary");
     g.bench_function("direct_reqwest", |b| b.iter(|| rt.block_on(direct(&setup))));
-    g.bench_function("local_backends_generate", |b| {
-        b.iter(|| rt.block_on(adapter(&setup)))
-    });
+    g.bench_function("local_backends_generate", |b| b.iter(|| rt.block_on(adapter(&setup))));
     g.finish();
 }
 

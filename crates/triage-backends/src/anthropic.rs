@@ -3,8 +3,8 @@
 //! `message_start`, `content_block_*`, `message_delta`, `message_stop`, `ping`, `error`.
 
 use crate::provider::{
-    Finish, Provider, ProviderCall, ProviderEvent, ProviderReply, ProviderStream,
-    error_from_response, read_json, redact, role_name, send_error,
+    Finish, Provider, ProviderCall, ProviderEvent, ProviderReply, ProviderStream, error_from_response, read_json,
+    redact, role_name, send_error,
 };
 use crate::sse::{self, SseEvent};
 use crate::{Error, Result};
@@ -45,8 +45,7 @@ impl Anthropic {
             model_id: model_id.to_string(),
             key_header,
             key,
-            version: HeaderValue::from_str(api_version)
-                .unwrap_or(HeaderValue::from_static("2023-06-01")),
+            version: HeaderValue::from_str(api_version).unwrap_or(HeaderValue::from_static("2023-06-01")),
             http,
         }
     }
@@ -54,11 +53,7 @@ impl Anthropic {
     async fn send(&self, call: &ProviderCall<'_>, stream: bool) -> Result<reqwest::Response> {
         let system = system_prompt(call);
         let body = Body::new(&self.model_id, call, &system, stream);
-        let mut rb = self
-            .http
-            .post(&self.url)
-            .header("anthropic-version", self.version.clone())
-            .json(&body);
+        let mut rb = self.http.post(&self.url).header("anthropic-version", self.version.clone()).json(&body);
         if let Some(k) = &self.key_header {
             rb = rb.header("x-api-key", k.clone());
         }
@@ -82,12 +77,7 @@ impl Provider for Anthropic {
     async fn generate(&self, call: &ProviderCall<'_>) -> Result<ProviderReply> {
         let resp = self.send(call, false).await?;
         let m: MessageResponse = read_json(&self.model, resp).await?;
-        let text: String = m
-            .content
-            .iter()
-            .filter(|b| b.kind == "text")
-            .filter_map(|b| b.text.as_deref())
-            .collect();
+        let text: String = m.content.iter().filter(|b| b.kind == "text").filter_map(|b| b.text.as_deref()).collect();
         let usage = m.usage.unwrap_or_default();
         Ok(ProviderReply {
             text,
@@ -102,16 +92,8 @@ impl Provider for Anthropic {
 
     async fn stream(&self, call: &ProviderCall<'_>) -> Result<ProviderStream> {
         let resp = self.send(call, true).await?;
-        let dec = Decoder {
-            model: self.model.clone(),
-            key: self.key.clone(),
-            finish: Finish::default(),
-        };
-        Ok(sse::decode(
-            Box::pin(resp.bytes_stream()),
-            dec,
-            self.model.clone(),
-        ))
+        let dec = Decoder { model: self.model.clone(), key: self.key.clone(), finish: Finish::default() };
+        Ok(sse::decode(Box::pin(resp.bytes_stream()), dec, self.model.clone()))
     }
 }
 
@@ -123,17 +105,11 @@ fn system_prompt(call: &ProviderCall<'_>) -> String {
     if !call.system.is_empty() {
         parts.push(call.system.to_string());
     }
-    for m in call
-        .messages
-        .iter()
-        .filter(|m| role_name(m.role) == "system")
-    {
+    for m in call.messages.iter().filter(|m| role_name(m.role) == "system") {
         parts.push(m.content.clone());
     }
     if let Some(schema) = call.json_schema {
-        parts.push(format!(
-            "Reply with one JSON value that follows this JSON schema, and nothing else:\n{schema}"
-        ));
+        parts.push(format!("Reply with one JSON value that follows this JSON schema, and nothing else:\n{schema}"));
     }
     parts.join("\n\n")
 }
@@ -209,11 +185,7 @@ impl sse::Decoder for Decoder {
                     _ => 500,
                 };
                 let message = redact(&format!("{}: {}", err.kind, err.message), Some(&self.key));
-                return Err(Error::Provider {
-                    model: self.model.clone(),
-                    status,
-                    message,
-                });
+                return Err(Error::Provider { model: self.model.clone(), status, message });
             }
             _ => {} // content_block_start/stop, ping, and event types added later
         }
@@ -239,18 +211,11 @@ impl<'a> Body<'a> {
             .messages
             .iter()
             .filter(|m| role_name(m.role) != "system")
-            .map(|m| Msg {
-                role: role_name(m.role),
-                content: &m.content,
-            })
+            .map(|m| Msg { role: role_name(m.role), content: &m.content })
             .collect();
         Body {
             model: model_id,
-            max_tokens: if call.max_tokens == 0 {
-                DEFAULT_MAX_TOKENS
-            } else {
-                call.max_tokens
-            },
+            max_tokens: if call.max_tokens == 0 { DEFAULT_MAX_TOKENS } else { call.max_tokens },
             system,
             messages,
             // Anthropic's range is 0..1 where OpenAI's is 0..2; clamp rather than be refused.
@@ -341,23 +306,13 @@ mod tests {
 
     fn feed(dec: &mut Decoder, event: &str, data: &str) -> Result<(Vec<ProviderEvent>, bool)> {
         let mut out = VecDeque::new();
-        let done = dec.on_event(
-            SseEvent {
-                event: event.into(),
-                data: data.into(),
-            },
-            &mut out,
-        )?;
+        let done = dec.on_event(SseEvent { event: event.into(), data: data.into() }, &mut out)?;
         Ok((out.into_iter().collect(), done))
     }
 
     #[test]
     fn stream_events_decode() {
-        let mut d = Decoder {
-            model: "m".into(),
-            key: "k3y-secret".into(),
-            finish: Finish::default(),
-        };
+        let mut d = Decoder { model: "m".into(), key: "k3y-secret".into(), finish: Finish::default() };
         feed(&mut d, "message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-x","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1}}}"#).unwrap();
         feed(
             &mut d,
@@ -366,14 +321,14 @@ mod tests {
         )
         .unwrap();
         feed(&mut d, "ping", r#"{"type": "ping"}"#).unwrap();
-        let (ev, _) = feed(&mut d, "content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#).unwrap();
-        assert_eq!(ev, vec![ProviderEvent::Delta("Hello".into())]);
-        feed(
+        let (ev, _) = feed(
             &mut d,
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#,
         )
         .unwrap();
+        assert_eq!(ev, vec![ProviderEvent::Delta("Hello".into())]);
+        feed(&mut d, "content_block_stop", r#"{"type":"content_block_stop","index":0}"#).unwrap();
         feed(&mut d, "message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"stop_sequence","stop_sequence":"END"},"usage":{"output_tokens":15}}"#).unwrap();
         let (ev, done) = feed(&mut d, "message_stop", r#"{"type":"message_stop"}"#).unwrap();
         assert!(done);
@@ -390,13 +345,13 @@ mod tests {
 
     #[test]
     fn error_event_maps_status_and_redacts() {
-        let mut d = Decoder {
-            model: "m".into(),
-            key: "k3y-secret".into(),
-            finish: Finish::default(),
-        };
-        let e = feed(&mut d, "error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded k3y-secret"}}"#)
-            .unwrap_err();
+        let mut d = Decoder { model: "m".into(), key: "k3y-secret".into(), finish: Finish::default() };
+        let e = feed(
+            &mut d,
+            "error",
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded k3y-secret"}}"#,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::Provider { status: 529, .. }));
         assert!(e.is_retryable());
         assert!(!e.to_string().contains("k3y-secret"));
@@ -405,16 +360,8 @@ mod tests {
     #[test]
     fn request_body_shape() {
         let msgs = [
-            pb::Message {
-                role: pb::Role::System as i32,
-                content: "ctx".into(),
-                ..Default::default()
-            },
-            pb::Message {
-                role: pb::Role::User as i32,
-                content: "hi".into(),
-                ..Default::default()
-            },
+            pb::Message { role: pb::Role::System as i32, content: "ctx".into(), ..Default::default() },
+            pb::Message { role: pb::Role::User as i32, content: "hi".into(), ..Default::default() },
         ];
         let schema = serde_json::json!({"type":"object"});
         let call = ProviderCall {
@@ -429,10 +376,7 @@ mod tests {
         let v = serde_json::to_value(Body::new("claude-x", &call, &system, false)).unwrap();
         assert_eq!(v["max_tokens"], DEFAULT_MAX_TOKENS);
         assert_eq!(v["temperature"], 1.0);
-        assert_eq!(
-            v["messages"],
-            serde_json::json!([{"role":"user","content":"hi"}])
-        );
+        assert_eq!(v["messages"], serde_json::json!([{"role":"user","content":"hi"}]));
         let sys = v["system"].as_str().unwrap();
         assert!(sys.starts_with("sys\n\nctx\n\nReply with one JSON value"));
     }

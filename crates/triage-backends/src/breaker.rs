@@ -85,9 +85,7 @@ impl Breaker {
                 tracing::info!(model = %self.model, "circuit breaker closed: the probe succeeded");
             }
             (State::HalfOpen { .. }, true, Outcome::Failure) => self.open(&mut st, now),
-            (State::HalfOpen { .. }, true, Outcome::Neutral) => {
-                *st = State::HalfOpen { probing: false }
-            }
+            (State::HalfOpen { .. }, true, Outcome::Neutral) => *st = State::HalfOpen { probing: false },
             (State::Closed { .. }, false, Outcome::Success) => *st = State::Closed { failures: 0 },
             (State::Closed { failures }, false, Outcome::Failure) => {
                 let failures = failures.saturating_add(1);
@@ -102,9 +100,7 @@ impl Breaker {
     }
 
     fn open(&self, st: &mut State, now: Instant) {
-        *st = State::Open {
-            until: now + self.cooldown,
-        };
+        *st = State::Open { until: now + self.cooldown };
         self.opens.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(model = %self.model, cooldown = ?self.cooldown, "circuit breaker opened");
     }
@@ -138,10 +134,7 @@ impl Permit {
     /// Admits a call now, or `None` to fail fast.
     pub(crate) fn acquire(breaker: &Arc<Breaker>) -> Option<Permit> {
         let ticket = breaker.try_acquire_at(Instant::now())?;
-        Some(Permit {
-            breaker: breaker.clone(),
-            ticket: Some(ticket),
-        })
+        Some(Permit { breaker: breaker.clone(), ticket: Some(ticket) })
     }
 
     /// Records the outcome.
@@ -174,13 +167,7 @@ mod tests {
     }
 
     fn breaker(threshold: u32, cooldown_ms: u64) -> Breaker {
-        Breaker::new(
-            "m",
-            &BreakerConfig {
-                failure_threshold: threshold,
-                cooldown: Duration::from_millis(cooldown_ms),
-            },
-        )
+        Breaker::new("m", &BreakerConfig { failure_threshold: threshold, cooldown: Duration::from_millis(cooldown_ms) })
     }
 
     fn fail(b: &Breaker, now: Instant) {

@@ -102,10 +102,7 @@ impl Error {
     /// True when trying the same model again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::RateLimited { .. }
-            | Error::Connect { .. }
-            | Error::Timeout { .. }
-            | Error::StreamCut { .. } => true,
+            Error::RateLimited { .. } | Error::Connect { .. } | Error::Timeout { .. } | Error::StreamCut { .. } => true,
             Error::Provider { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             Error::Remote(s) => triage_core::StatusExt::is_retryable(s),
             _ => false,
@@ -162,9 +159,7 @@ impl From<Error> for tonic::Status {
             | Error::Connect { .. }
             | Error::StreamCut { .. }
             | Error::Exhausted { .. } => tonic::Status::unavailable(e.to_string()),
-            Error::Malformed { .. } | Error::Inference { .. } => {
-                tonic::Status::internal(e.to_string())
-            }
+            Error::Malformed { .. } | Error::Inference { .. } => tonic::Status::internal(e.to_string()),
         }
     }
 }

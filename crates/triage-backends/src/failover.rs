@@ -38,46 +38,32 @@ fn prepare(inner: &Inner, req: &pb::GenerateRequest) -> Result<Prepared> {
         return Err(Error::InvalidRequest("messages must not be empty".into()));
     }
     for (i, m) in req.messages.iter().enumerate() {
-        if !matches!(
-            pb::Role::try_from(m.role),
-            Ok(pb::Role::User | pb::Role::Assistant | pb::Role::System)
-        ) {
-            return Err(Error::InvalidRequest(format!(
-                "messages[{i}]: role must be user, assistant or system"
-            )));
+        if !matches!(pb::Role::try_from(m.role), Ok(pb::Role::User | pb::Role::Assistant | pb::Role::System)) {
+            return Err(Error::InvalidRequest(format!("messages[{i}]: role must be user, assistant or system")));
         }
     }
     if let Some(t) = req.temperature
         && !(t.is_finite() && (0.0..=2.0).contains(&t))
     {
-        return Err(Error::InvalidRequest(format!(
-            "temperature {t} is outside 0..2"
-        )));
+        return Err(Error::InvalidRequest(format!("temperature {t} is outside 0..2")));
     }
-    let schema =
-        match req.json_schema.trim() {
-            "" => None,
-            s => Some(serde_json::from_str(s).map_err(|e| {
-                Error::InvalidRequest(format!("json_schema is not valid JSON: {e}"))
-            })?),
-        };
+    let schema = match req.json_schema.trim() {
+        "" => None,
+        s => Some(
+            serde_json::from_str(s)
+                .map_err(|e| Error::InvalidRequest(format!("json_schema is not valid JSON: {e}")))?,
+        ),
+    };
     let mut chain = vec![req.model.clone()];
     for f in &req.fallbacks {
         if !chain.contains(f) {
             chain.push(f.clone());
         }
     }
-    Ok(Prepared {
-        chain,
-        schema,
-        deadline: Instant::now() + inner.deadline,
-    })
+    Ok(Prepared { chain, schema, deadline: Instant::now() + inner.deadline })
 }
 
-fn call<'a>(
-    req: &'a pb::GenerateRequest,
-    schema: Option<&'a serde_json::Value>,
-) -> ProviderCall<'a> {
+fn call<'a>(req: &'a pb::GenerateRequest, schema: Option<&'a serde_json::Value>) -> ProviderCall<'a> {
     ProviderCall {
         request_id: &req.request_id,
         system: &req.system,
@@ -88,14 +74,7 @@ fn call<'a>(
     }
 }
 
-fn attempt(
-    model: &str,
-    provider: &str,
-    outcome: &str,
-    error: String,
-    started: Instant,
-    retries: u32,
-) -> pb::Attempt {
+fn attempt(model: &str, provider: &str, outcome: &str, error: String, started: Instant, retries: u32) -> pb::Attempt {
     pb::Attempt {
         model: model.to_string(),
         provider: provider.to_string(),
@@ -109,30 +88,14 @@ fn attempt(
 /// The model to try for `name`, or `None` (with the skip recorded): follows a retirement
 /// to the declared replacement, warns about deprecation, skips unavailable models and
 /// models already tried in this walk.
-fn resolve(
-    inner: &Inner,
-    name: &str,
-    tried: &mut Vec<String>,
-    out: &mut Outcome,
-) -> Option<Arc<Model>> {
+fn resolve(inner: &Inner, name: &str, tried: &mut Vec<String>, out: &mut Outcome) -> Option<Arc<Model>> {
     let now = Instant::now();
     let Some(mut m) = inner.models.get(name).cloned() else {
-        out.attempts.push(attempt(
-            name,
-            "",
-            "unknown_model",
-            "not a declared model".into(),
-            now,
-            0,
-        ));
+        out.attempts.push(attempt(name, "", "unknown_model", "not a declared model".into(), now, 0));
         return None;
     };
     if m.spec.is_retired() {
-        match inner
-            .catalog
-            .resolve_retired(name)
-            .and_then(|s| inner.models.get(&s.name))
-        {
+        match inner.catalog.resolve_retired(name).and_then(|s| inner.models.get(&s.name)) {
             Some(r) => {
                 out.warnings.push(format!(
                     "model `{name}` is retired; its declared replacement `{}` answers instead",
@@ -142,8 +105,7 @@ fn resolve(
             }
             None => {
                 let error = "retired without a usable replacement".to_string();
-                out.attempts
-                    .push(attempt(name, m.spec.provider, "unavailable", error, now, 0));
+                out.attempts.push(attempt(name, m.spec.provider, "unavailable", error, now, 0));
                 return None;
             }
         }
@@ -152,20 +114,13 @@ fn resolve(
         return None;
     }
     tried.push(m.spec.name.clone());
-    if let Lifecycle::Deprecated {
-        replacement,
-        sunset,
-    } = &m.spec.lifecycle
-    {
+    if let Lifecycle::Deprecated { replacement, sunset } = &m.spec.lifecycle {
         bump(&m.counters.deprecated_calls);
         triage_core::metrics::global()
             .deprecated_calls
             .get_or_create(&triage_core::metrics::ModelLabel { model: m.spec.name.clone() })
             .inc();
-        let sunset = sunset
-            .as_deref()
-            .map(|s| format!(" (sunset {s})"))
-            .unwrap_or_default();
+        let sunset = sunset.as_deref().map(|s| format!(" (sunset {s})")).unwrap_or_default();
         out.warnings.push(format!(
             "model `{}` is deprecated{sunset}; its declared replacement is `{replacement}`",
             m.spec.name
@@ -173,14 +128,7 @@ fn resolve(
     }
     if m.provider.is_none() {
         let reason = m.unavailable.clone().unwrap_or_default();
-        out.attempts.push(attempt(
-            &m.spec.name,
-            m.spec.provider,
-            "unavailable",
-            reason,
-            now,
-            0,
-        ));
+        out.attempts.push(attempt(&m.spec.name, m.spec.provider, "unavailable", reason, now, 0));
         return None;
     }
     Some(m)
@@ -189,12 +137,7 @@ fn resolve(
 /// Calls `once` until it succeeds, the error is not retryable, `max_retries` is reached,
 /// the retry budget is spent, the breaker refuses, or the next wait would pass the
 /// deadline. `once` gets the time it may take.
-async fn with_retries<T, F, Fut>(
-    inner: &Inner,
-    m: &Model,
-    deadline: Instant,
-    mut once: F,
-) -> (Result<(T, Permit)>, u32)
+async fn with_retries<T, F, Fut>(inner: &Inner, m: &Model, deadline: Instant, mut once: F) -> (Result<(T, Permit)>, u32)
 where
     F: FnMut(Duration) -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -206,18 +149,11 @@ where
         let Some(permit) = Permit::acquire(&m.breaker) else {
             // On a retry the breaker may have opened meanwhile (other calls failing too):
             // report the failure that was seen, not the refusal of the retry.
-            return (
-                Err(last.unwrap_or_else(|| Error::BreakerOpen(m.spec.name.clone()))),
-                retries,
-            );
+            return (Err(last.unwrap_or_else(|| Error::BreakerOpen(m.spec.name.clone()))), retries);
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let e = Error::Timeout {
-                model: m.spec.name.clone(),
-                what: "generate",
-                after: inner.deadline,
-            };
+            let e = Error::Timeout { model: m.spec.name.clone(), what: "generate", after: inner.deadline };
             return (Err(last.unwrap_or(e)), retries);
         }
         if last.is_some() {
@@ -229,11 +165,7 @@ where
             Ok(v) => return (Ok((v, permit)), retries),
             Err(e) => e,
         };
-        permit.finish(if e.counts_for_breaker() {
-            BreakerOutcome::Failure
-        } else {
-            BreakerOutcome::Neutral
-        });
+        permit.finish(if e.counts_for_breaker() { BreakerOutcome::Failure } else { BreakerOutcome::Neutral });
         if !e.is_retryable() || retries >= inner.retry.max_retries {
             return (Err(e), retries);
         }
@@ -263,14 +195,7 @@ fn failed(m: &Model, e: &Error, started: Instant, retries: u32, out: &mut Outcom
         bump(&m.counters.failures);
         tracing::warn!(model = %m.spec.name, outcome = e.outcome(), retries, error = %e, "model attempt failed");
     }
-    out.attempts.push(attempt(
-        &m.spec.name,
-        m.spec.provider,
-        e.outcome(),
-        e.to_string(),
-        started,
-        retries,
-    ));
+    out.attempts.push(attempt(&m.spec.name, m.spec.provider, e.outcome(), e.to_string(), started, retries));
 }
 
 fn exhausted(out: Outcome) -> Error {
@@ -286,10 +211,7 @@ fn exhausted(out: Outcome) -> Error {
         })
         .collect::<Vec<_>>()
         .join("; ");
-    Error::Exhausted {
-        summary,
-        attempts: out.attempts,
-    }
+    Error::Exhausted { summary, attempts: out.attempts }
 }
 
 fn provider_of(m: &Model) -> Result<Arc<dyn Provider>> {
@@ -300,10 +222,7 @@ fn provider_of(m: &Model) -> Result<Arc<dyn Provider>> {
 }
 
 /// Unary generation along the chain.
-pub(crate) async fn generate(
-    inner: &Inner,
-    req: &pb::GenerateRequest,
-) -> Result<pb::GenerateResponse> {
+pub(crate) async fn generate(inner: &Inner, req: &pb::GenerateRequest) -> Result<pb::GenerateResponse> {
     let p = prepare(inner, req)?;
     let call = call(req, p.schema.as_ref());
     let mut out = Outcome::default();
@@ -320,11 +239,7 @@ pub(crate) async fn generate(
             async move {
                 match tokio::time::timeout(limit, provider.generate(call)).await {
                     Ok(r) => r,
-                    Err(_) => Err(Error::Timeout {
-                        model: model_name.clone(),
-                        what: "request",
-                        after: limit,
-                    }),
+                    Err(_) => Err(Error::Timeout { model: model_name.clone(), what: "request", after: limit }),
                 }
             }
         })
@@ -332,14 +247,7 @@ pub(crate) async fn generate(
         match res {
             Ok((reply, permit)) => {
                 permit.finish(BreakerOutcome::Success);
-                out.attempts.push(attempt(
-                    model_name,
-                    m.spec.provider,
-                    "ok",
-                    String::new(),
-                    started,
-                    retries,
-                ));
+                out.attempts.push(attempt(model_name, m.spec.provider, "ok", String::new(), started, retries));
                 out.downgraded = i > 0;
                 return Ok(m.response(reply.text, reply.finish, out));
             }
@@ -360,19 +268,15 @@ async fn open_first(
     match s.next().await {
         Some(Ok(ev)) => Ok((s, ev)),
         Some(Err(e)) => Err(e),
-        None => Err(Error::StreamCut {
-            model: model.to_string(),
-            message: "stream ended before the first token".into(),
-        }),
+        None => {
+            Err(Error::StreamCut { model: model.to_string(), message: "stream ended before the first token".into() })
+        }
     }
 }
 
 /// Streaming generation: failover and retries happen only before the first token; this
 /// returns once a model has produced it, or fails with every attempt recorded.
-pub(crate) async fn generate_stream(
-    inner: &Inner,
-    req: &pb::GenerateRequest,
-) -> Result<ChunkStream> {
+pub(crate) async fn generate_stream(inner: &Inner, req: &pb::GenerateRequest) -> Result<ChunkStream> {
     let p = prepare(inner, req)?;
     let call = call(req, p.schema.as_ref());
     let mut out = Outcome::default();
@@ -391,11 +295,7 @@ pub(crate) async fn generate_stream(
             async move {
                 match tokio::time::timeout(limit, open_first(provider, call, model_name)).await {
                     Ok(r) => r,
-                    Err(_) => Err(Error::Timeout {
-                        model: model_name.clone(),
-                        what: "first token",
-                        after: limit,
-                    }),
+                    Err(_) => Err(Error::Timeout { model: model_name.clone(), what: "first token", after: limit }),
                 }
             }
         })
@@ -403,26 +303,11 @@ pub(crate) async fn generate_stream(
         match res {
             Ok(((stream, first), permit)) => {
                 // Latency of a streamed attempt is its time to first token.
-                out.attempts.push(attempt(
-                    model_name,
-                    m.spec.provider,
-                    "ok",
-                    String::new(),
-                    started,
-                    retries,
-                ));
+                out.attempts.push(attempt(model_name, m.spec.provider, "ok", String::new(), started, retries));
                 out.downgraded = i > 0;
                 let deadline = (Instant::now() + m.timeout).min(p.deadline);
                 let (tx, rx) = tokio::sync::mpsc::channel(64);
-                tokio::spawn(crate::stream::forward(
-                    m.clone(),
-                    stream,
-                    first,
-                    permit,
-                    out,
-                    deadline,
-                    tx,
-                ));
+                tokio::spawn(crate::stream::forward(m.clone(), stream, first, permit, out, deadline, tx));
                 return Ok(tokio_stream::wrappers::ReceiverStream::new(rx).boxed());
             }
             Err(e) => failed(&m, &e, started, retries, &mut out),

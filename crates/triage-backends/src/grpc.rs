@@ -19,9 +19,7 @@ impl BackendsServer {
     }
 }
 
-type StatusStream = Pin<
-    Box<dyn futures::Stream<Item = std::result::Result<pb::GenerateChunk, tonic::Status>> + Send>,
->;
+type StatusStream = Pin<Box<dyn futures::Stream<Item = std::result::Result<pb::GenerateChunk, tonic::Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::backends_server::Backends for BackendsServer {
@@ -30,11 +28,7 @@ impl pb::backends_server::Backends for BackendsServer {
         request: tonic::Request<pb::GenerateRequest>,
     ) -> std::result::Result<tonic::Response<pb::GenerateResponse>, tonic::Status> {
         let span = server_span("Backends/Generate", request.metadata());
-        let res = self
-            .0
-            .generate(request.into_inner())
-            .instrument(span)
-            .await?;
+        let res = self.0.generate(request.into_inner()).instrument(span).await?;
         Ok(tonic::Response::new(res))
     }
 
@@ -45,14 +39,8 @@ impl pb::backends_server::Backends for BackendsServer {
         request: tonic::Request<pb::GenerateRequest>,
     ) -> std::result::Result<tonic::Response<Self::GenerateStreamStream>, tonic::Status> {
         let span = server_span("Backends/GenerateStream", request.metadata());
-        let stream = self
-            .0
-            .generate_stream(request.into_inner())
-            .instrument(span)
-            .await?;
-        Ok(tonic::Response::new(Box::pin(
-            stream.map(|r| r.map_err(tonic::Status::from)),
-        )))
+        let stream = self.0.generate_stream(request.into_inner()).instrument(span).await?;
+        Ok(tonic::Response::new(Box::pin(stream.map(|r| r.map_err(tonic::Status::from)))))
     }
 
     async fn list_models(
@@ -80,27 +68,17 @@ impl RemoteBackends {
 impl Backends for RemoteBackends {
     async fn generate(&self, req: pb::GenerateRequest) -> Result<pb::GenerateResponse> {
         let mut c = self.0.clone();
-        c.generate(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(Error::Remote)
+        c.generate(req).await.map(tonic::Response::into_inner).map_err(Error::Remote)
     }
 
     async fn generate_stream(&self, req: pb::GenerateRequest) -> Result<ChunkStream> {
         let mut c = self.0.clone();
-        let stream = c
-            .generate_stream(req)
-            .await
-            .map_err(Error::Remote)?
-            .into_inner();
+        let stream = c.generate_stream(req).await.map_err(Error::Remote)?.into_inner();
         Ok(stream.map(|r| r.map_err(Error::Remote)).boxed())
     }
 
     async fn list_models(&self) -> Result<pb::ListModelsResponse> {
         let mut c = self.0.clone();
-        c.list_models(pb::ListModelsRequest {})
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(Error::Remote)
+        c.list_models(pb::ListModelsRequest {}).await.map(tonic::Response::into_inner).map_err(Error::Remote)
     }
 }

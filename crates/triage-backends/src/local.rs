@@ -3,9 +3,7 @@
 //! channel, and a dropped receiver (caller gone, deadline passed) stops generation at the
 //! next token instead of burning CPU for nobody.
 
-use crate::provider::{
-    Finish, Provider, ProviderCall, ProviderEvent, ProviderReply, ProviderStream, role_name,
-};
+use crate::provider::{Finish, Provider, ProviderCall, ProviderEvent, ProviderReply, ProviderStream, role_name};
 use crate::{Error, Result};
 use futures::StreamExt;
 use std::path::Path;
@@ -25,33 +23,17 @@ pub(crate) struct Local {
 
 impl Local {
     /// Loads the model on the blocking pool. `Err` is the reason the model is unavailable.
-    pub(crate) async fn load(
-        model: &str,
-        path: &Path,
-        seed: u64,
-    ) -> std::result::Result<Local, String> {
+    pub(crate) async fn load(model: &str, path: &Path, seed: u64) -> std::result::Result<Local, String> {
         if !path.is_file() {
-            return Err(format!(
-                "model file {} not found (scripts/fetch-models.sh downloads it)",
-                path.display()
-            ));
+            return Err(format!("model file {} not found (scripts/fetch-models.sh downloads it)", path.display()));
         }
         let p = path.to_path_buf();
         let llm = tokio::task::spawn_blocking(move || LocalLlm::load(&p))
             .await
             .map_err(|e| format!("loading {} panicked: {e}", path.display()))?
             .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
-        tracing::info!(
-            model,
-            model_id = llm.model_id(),
-            context_window = llm.context_window(),
-            "local model loaded"
-        );
-        Ok(Local {
-            model: model.to_string(),
-            llm: Arc::new(llm),
-            seed,
-        })
+        tracing::info!(model, model_id = llm.model_id(), context_window = llm.context_window(), "local model loaded");
+        Ok(Local { model: model.to_string(), llm: Arc::new(llm), seed })
     }
 
     fn messages(call: &ProviderCall<'_>) -> Vec<ChatMessage> {
@@ -61,7 +43,9 @@ impl Local {
             if !system.is_empty() {
                 system.push_str("\n\n");
             }
-            system.push_str(&format!("Reply with one JSON value that follows this JSON schema, and nothing else:\n{schema}"));
+            system.push_str(&format!(
+                "Reply with one JSON value that follows this JSON schema, and nothing else:\n{schema}"
+            ));
         }
         let mut out = Vec::with_capacity(call.messages.len() + 1);
         if !system.is_empty() {
@@ -80,11 +64,7 @@ impl Local {
 
     fn params(&self, call: &ProviderCall<'_>) -> GenerateParams {
         GenerateParams {
-            max_tokens: if call.max_tokens == 0 {
-                DEFAULT_MAX_TOKENS
-            } else {
-                call.max_tokens
-            },
+            max_tokens: if call.max_tokens == 0 { DEFAULT_MAX_TOKENS } else { call.max_tokens },
             temperature: call.temperature,
             seed: self.seed,
             stop: Vec::new(),
@@ -106,16 +86,9 @@ fn engine_error(model: &str, e: triage_engine::Error) -> Error {
         // The request cannot fit this model: like a provider's 400, it is not retried and
         // does not count against the breaker, but a fallback with a larger window may answer.
         triage_engine::Error::ContextOverflow { .. } | triage_engine::Error::InvalidRequest(_) => {
-            Error::Provider {
-                model: model.to_string(),
-                status: 400,
-                message: e.to_string(),
-            }
+            Error::Provider { model: model.to_string(), status: 400, message: e.to_string() }
         }
-        other => Error::Inference {
-            model: model.to_string(),
-            message: other.to_string(),
-        },
+        other => Error::Inference { model: model.to_string(), message: other.to_string() },
     }
 }
 
@@ -141,15 +114,10 @@ impl Provider for Local {
         let cancel = Arc::new(AtomicBool::new(false));
         let _guard = CancelOnDrop(cancel.clone());
         let g = tokio::task::spawn_blocking(move || {
-            llm.generate(&msgs, &params, &mut |_piece| {
-                !cancel.load(Ordering::Relaxed)
-            })
+            llm.generate(&msgs, &params, &mut |_piece| !cancel.load(Ordering::Relaxed))
         })
         .await
-        .map_err(|e| Error::Inference {
-            model: self.model.clone(),
-            message: format!("inference task failed: {e}"),
-        })?
+        .map_err(|e| Error::Inference { model: self.model.clone(), message: format!("inference task failed: {e}") })?
         .map_err(|e| engine_error(&self.model, e))?;
         Ok(ProviderReply {
             text: g.text,
@@ -169,12 +137,8 @@ impl Provider for Local {
         let model = self.model.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<ProviderEvent>>(64);
         tokio::task::spawn_blocking(move || {
-            let mut on_token = |piece: &str| {
-                piece.is_empty()
-                    || tx
-                        .blocking_send(Ok(ProviderEvent::Delta(piece.to_string())))
-                        .is_ok()
-            };
+            let mut on_token =
+                |piece: &str| piece.is_empty() || tx.blocking_send(Ok(ProviderEvent::Delta(piece.to_string()))).is_ok();
             let item = match llm.generate(&msgs, &params, &mut on_token) {
                 Ok(g) => Ok(ProviderEvent::Done(Finish {
                     input_tokens: g.input_tokens,

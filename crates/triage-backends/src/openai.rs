@@ -3,8 +3,8 @@
 //! `data: [DONE]`, usage in the last chunk when `stream_options.include_usage` is set.
 
 use crate::provider::{
-    Finish, Provider, ProviderCall, ProviderEvent, ProviderReply, ProviderStream,
-    error_from_response, read_json, role_name, send_error,
+    Finish, Provider, ProviderCall, ProviderEvent, ProviderReply, ProviderStream, error_from_response, read_json,
+    role_name, send_error,
 };
 use crate::sse::{self, SseEvent};
 use crate::{Error, Result};
@@ -23,21 +23,12 @@ pub(crate) struct OpenAi {
 }
 
 impl OpenAi {
-    pub(crate) fn new(
-        model: &str,
-        base_url: &str,
-        model_id: &str,
-        key: Option<String>,
-        http: reqwest::Client,
-    ) -> Self {
+    pub(crate) fn new(model: &str, base_url: &str, model_id: &str, key: Option<String>, http: reqwest::Client) -> Self {
         // Marked sensitive so reqwest's and hyper's Debug output never prints it.
-        let auth = key
-            .as_deref()
-            .and_then(|k| HeaderValue::from_str(&format!("Bearer {k}")).ok())
-            .map(|mut v| {
-                v.set_sensitive(true);
-                v
-            });
+        let auth = key.as_deref().and_then(|k| HeaderValue::from_str(&format!("Bearer {k}")).ok()).map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
         Self {
             model: model.to_string(),
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
@@ -80,17 +71,10 @@ impl Provider for OpenAi {
         let resp = self.send(call, false).await?;
         let c: Completion = read_json(&self.model, resp).await?;
         let Some(choice) = c.choices.into_iter().next() else {
-            return Err(Error::Malformed {
-                model: self.model.clone(),
-                message: "no choices in the completion".into(),
-            });
+            return Err(Error::Malformed { model: self.model.clone(), message: "no choices in the completion".into() });
         };
         let refused = choice.message.refusal.is_some();
-        let text = choice
-            .message
-            .content
-            .or(choice.message.refusal)
-            .unwrap_or_default();
+        let text = choice.message.content.or(choice.message.refusal).unwrap_or_default();
         let usage = c.usage.unwrap_or_default();
         let mut stop_reason = stop_reason(choice.finish_reason.as_deref());
         if refused {
@@ -109,15 +93,8 @@ impl Provider for OpenAi {
 
     async fn stream(&self, call: &ProviderCall<'_>) -> Result<ProviderStream> {
         let resp = self.send(call, true).await?;
-        let dec = Decoder {
-            model: self.model.clone(),
-            finish: Finish::default(),
-        };
-        Ok(sse::decode(
-            Box::pin(resp.bytes_stream()),
-            dec,
-            self.model.clone(),
-        ))
+        let dec = Decoder { model: self.model.clone(), finish: Finish::default() };
+        Ok(sse::decode(Box::pin(resp.bytes_stream()), dec, self.model.clone()))
     }
 }
 
@@ -199,15 +176,9 @@ impl<'a> Body<'a> {
     fn new(model_id: &'a str, call: &ProviderCall<'a>, stream: bool) -> Self {
         let mut messages = Vec::with_capacity(call.messages.len() + 1);
         if !call.system.is_empty() {
-            messages.push(Msg {
-                role: "system",
-                content: call.system,
-            });
+            messages.push(Msg { role: "system", content: call.system });
         }
-        messages.extend(call.messages.iter().map(|m| Msg {
-            role: role_name(m.role),
-            content: &m.content,
-        }));
+        messages.extend(call.messages.iter().map(|m| Msg { role: role_name(m.role), content: &m.content }));
         Body {
             model: model_id,
             messages,
@@ -215,16 +186,10 @@ impl<'a> Body<'a> {
             max_tokens: (call.max_tokens > 0).then_some(call.max_tokens),
             temperature: call.temperature,
             stream,
-            stream_options: stream.then_some(StreamOptions {
-                include_usage: true,
-            }),
+            stream_options: stream.then_some(StreamOptions { include_usage: true }),
             response_format: call.json_schema.map(|schema| ResponseFormat {
                 kind: "json_schema",
-                json_schema: JsonSchema {
-                    name: "reply",
-                    schema,
-                    strict: true,
-                },
+                json_schema: JsonSchema { name: "reply", schema, strict: true },
             }),
         }
     }
@@ -322,38 +287,22 @@ mod tests {
 
     fn feed(dec: &mut Decoder, data: &str) -> (Vec<ProviderEvent>, bool) {
         let mut out = VecDeque::new();
-        let done = dec
-            .on_event(
-                SseEvent {
-                    event: "message".into(),
-                    data: data.into(),
-                },
-                &mut out,
-            )
-            .unwrap();
+        let done = dec.on_event(SseEvent { event: "message".into(), data: data.into() }, &mut out).unwrap();
         (out.into_iter().collect(), done)
     }
 
     #[test]
     fn stream_chunks_decode_to_deltas_usage_and_stop() {
-        let mut d = Decoder {
-            model: "m".into(),
-            finish: Finish::default(),
-        };
+        let mut d = Decoder { model: "m".into(), finish: Finish::default() };
         let (ev, _) = feed(
             &mut d,
             r#"{"model":"gpt-x","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}"#,
         );
         assert!(ev.is_empty());
-        let (ev, _) = feed(
-            &mut d,
-            r#"{"model":"gpt-x","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
-        );
+        let (ev, _) =
+            feed(&mut d, r#"{"model":"gpt-x","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#);
         assert_eq!(ev, vec![ProviderEvent::Delta("Hi".into())]);
-        feed(
-            &mut d,
-            r#"{"model":"gpt-x","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#,
-        );
+        feed(&mut d, r#"{"model":"gpt-x","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#);
         feed(
             &mut d,
             r#"{"model":"gpt-x","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}"#,
@@ -373,14 +322,8 @@ mod tests {
 
     #[test]
     fn null_choices_and_error_chunks() {
-        let mut d = Decoder {
-            model: "m".into(),
-            finish: Finish::default(),
-        };
-        let (ev, _) = feed(
-            &mut d,
-            r#"{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
-        );
+        let mut d = Decoder { model: "m".into(), finish: Finish::default() };
+        let (ev, _) = feed(&mut d, r#"{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":2}}"#);
         assert!(ev.is_empty());
         let mut out = VecDeque::new();
         let err = d
@@ -393,25 +336,13 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(err.outcome(), "provider_error");
-        let err = d
-            .on_event(
-                SseEvent {
-                    event: "message".into(),
-                    data: "{oops".into(),
-                },
-                &mut out,
-            )
-            .unwrap_err();
+        let err = d.on_event(SseEvent { event: "message".into(), data: "{oops".into() }, &mut out).unwrap_err();
         assert_eq!(err.outcome(), "malformed");
     }
 
     #[test]
     fn request_body_shape() {
-        let msgs = [triage_proto::pb::Message {
-            role: 1,
-            content: "hello".into(),
-            ..Default::default()
-        }];
+        let msgs = [triage_proto::pb::Message { role: 1, content: "hello".into(), ..Default::default() }];
         let schema = serde_json::json!({"type":"object"});
         let call = ProviderCall {
             request_id: "r",
@@ -423,28 +354,15 @@ mod tests {
         };
         let v = serde_json::to_value(Body::new("gpt-x", &call, true)).unwrap();
         assert_eq!(v["model"], "gpt-x");
-        assert_eq!(
-            v["messages"][0],
-            serde_json::json!({"role":"system","content":"be brief"})
-        );
-        assert_eq!(
-            v["messages"][1],
-            serde_json::json!({"role":"user","content":"hello"})
-        );
+        assert_eq!(v["messages"][0], serde_json::json!({"role":"system","content":"be brief"}));
+        assert_eq!(v["messages"][1], serde_json::json!({"role":"user","content":"hello"}));
         assert_eq!(v["max_tokens"], 64);
         assert_eq!(v["stream"], true);
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["response_format"]["type"], "json_schema");
         assert_eq!(v["response_format"]["json_schema"]["schema"], schema);
-        let unary = serde_json::to_value(Body::new(
-            "gpt-x",
-            &ProviderCall {
-                json_schema: None,
-                ..call
-            },
-            false,
-        ))
-        .unwrap();
+        let unary =
+            serde_json::to_value(Body::new("gpt-x", &ProviderCall { json_schema: None, ..call }, false)).unwrap();
         assert!(unary.get("stream_options").is_none());
         assert!(unary.get("response_format").is_none());
     }

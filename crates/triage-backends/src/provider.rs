@@ -82,38 +82,16 @@ pub async fn build(
     http: &reqwest::Client,
 ) -> std::result::Result<Arc<dyn Provider>, String> {
     match &model.provider {
-        ProviderConfig::Openai {
-            base_url,
-            model_id,
-            api_key,
-        } => {
+        ProviderConfig::Openai { base_url, model_id, api_key } => {
             let key = match api_key {
                 Some(k) => Some(k.resolve()?),
                 None => None,
             };
-            Ok(Arc::new(crate::openai::OpenAi::new(
-                name,
-                base_url,
-                model_id,
-                key,
-                http.clone(),
-            )))
+            Ok(Arc::new(crate::openai::OpenAi::new(name, base_url, model_id, key, http.clone())))
         }
-        ProviderConfig::Anthropic {
-            base_url,
-            model_id,
-            api_key,
-            api_version,
-        } => {
+        ProviderConfig::Anthropic { base_url, model_id, api_key, api_version } => {
             let key = api_key.resolve()?;
-            Ok(Arc::new(crate::anthropic::Anthropic::new(
-                name,
-                base_url,
-                model_id,
-                key,
-                api_version,
-                http.clone(),
-            )))
+            Ok(Arc::new(crate::anthropic::Anthropic::new(name, base_url, model_id, key, api_version, http.clone())))
         }
         ProviderConfig::Local { gguf, seed } => {
             let path = cfg.resolve_path(gguf);
@@ -159,10 +137,7 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
 
 /// Maps a failure to send a request or read its body.
 pub(crate) fn send_error(model: &str, e: &reqwest::Error) -> Error {
-    Error::Connect {
-        model: model.to_string(),
-        message: describe(e),
-    }
+    Error::Connect { model: model.to_string(), message: describe(e) }
 }
 
 /// Provider error messages are echoed to callers and logs: strip the key (some providers
@@ -187,13 +162,7 @@ pub(crate) fn redact(text: &str, secret: Option<&str>) -> String {
 /// (`retry-after`, seconds). The HTTP-date form is ignored: backoff applies instead.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let num = |name: &str| -> Option<f64> {
-        let v = headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()?;
+        let v = headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok()?;
         (v.is_finite() && v >= 0.0).then_some(v)
     };
     if let Some(ms) = num("retry-after-ms") {
@@ -204,28 +173,18 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// Turns a non-2xx response into an error. Both providers put the message at
 /// `error.message` and the kind at `error.type`; OpenAI adds `error.code`.
-pub(crate) async fn error_from_response(
-    model: &str,
-    resp: reqwest::Response,
-    secret: Option<&str>,
-) -> Error {
+pub(crate) async fn error_from_response(model: &str, resp: reqwest::Response, secret: Option<&str>) -> Error {
     let status = resp.status().as_u16();
     let retry = retry_after(resp.headers());
     if status == 429 {
-        return Error::RateLimited {
-            model: model.to_string(),
-            retry_after: retry,
-        };
+        return Error::RateLimited { model: model.to_string(), retry_after: retry };
     }
     let body = resp.bytes().await.unwrap_or_default();
     let message = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(v) => {
             let err = &v["error"];
             let msg = err["message"].as_str().unwrap_or("");
-            let kind = err["type"]
-                .as_str()
-                .or_else(|| err["code"].as_str())
-                .unwrap_or("");
+            let kind = err["type"].as_str().or_else(|| err["code"].as_str()).unwrap_or("");
             match (kind.is_empty(), msg.is_empty()) {
                 (false, false) => format!("{kind}: {msg}"),
                 (true, false) => msg.to_string(),
@@ -235,23 +194,14 @@ pub(crate) async fn error_from_response(
         }
         Err(_) => String::from_utf8_lossy(&body).into_owned(),
     };
-    Error::Provider {
-        model: model.to_string(),
-        status,
-        message: redact(&message, secret),
-    }
+    Error::Provider { model: model.to_string(), status, message: redact(&message, secret) }
 }
 
 /// Reads a unary body and parses it.
-pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
-    model: &str,
-    resp: reqwest::Response,
-) -> Result<T> {
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(model: &str, resp: reqwest::Response) -> Result<T> {
     let body = resp.bytes().await.map_err(|e| send_error(model, &e))?;
-    serde_json::from_slice(&body).map_err(|e| Error::Malformed {
-        model: model.to_string(),
-        message: format!("invalid JSON body: {e}"),
-    })
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::Malformed { model: model.to_string(), message: format!("invalid JSON body: {e}") })
 }
 
 /// Wire name of a validated role.
@@ -279,10 +229,7 @@ mod tests {
         h.insert("retry-after-ms", HeaderValue::from_static("250"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
         let mut d = HeaderMap::new();
-        d.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        d.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&d), None);
         d.insert("retry-after", HeaderValue::from_static("-3"));
         assert_eq!(retry_after(&d), None);
@@ -290,10 +237,7 @@ mod tests {
 
     #[test]
     fn redaction_removes_key_and_bounds_length() {
-        let s = redact(
-            "Incorrect API key provided: sk-secret-123. Try again",
-            Some("sk-secret-123"),
-        );
+        let s = redact("Incorrect API key provided: sk-secret-123. Try again", Some("sk-secret-123"));
         assert!(!s.contains("sk-secret-123"));
         assert!(s.contains("[redacted]"));
         let long = "é".repeat(500);

@@ -14,12 +14,7 @@ use triage_core::config::RetryConfig;
 
 /// Wait before retry number `retry` (0-based). A provider's Retry-After wins over the
 /// computed backoff, capped by `max_delay`.
-pub(crate) fn backoff(
-    cfg: &RetryConfig,
-    retry: u32,
-    retry_after: Option<Duration>,
-    rng: &mut impl Rng,
-) -> Duration {
+pub(crate) fn backoff(cfg: &RetryConfig, retry: u32, retry_after: Option<Duration>, rng: &mut impl Rng) -> Duration {
     if let Some(ra) = retry_after {
         return ra.min(cfg.max_delay);
     }
@@ -52,10 +47,7 @@ impl RetryBudget {
             ratio: cfg.budget_ratio.clamp(0.0, 1.0),
             per_sec,
             cap,
-            bucket: Mutex::new(Bucket {
-                tokens: per_sec.min(cap),
-                last: now,
-            }),
+            bucket: Mutex::new(Bucket { tokens: per_sec.min(cap), last: now }),
         }
     }
 
@@ -107,8 +99,7 @@ mod tests {
         let c = cfg(0.2, 5);
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for retry in 0..30 {
-            let bound =
-                (Duration::from_millis(100) * 2u32.saturating_pow(retry.min(20))).min(c.max_delay);
+            let bound = (Duration::from_millis(100) * 2u32.saturating_pow(retry.min(20))).min(c.max_delay);
             for _ in 0..50 {
                 let d = backoff(&c, retry, None, &mut rng);
                 assert!(d <= bound, "retry {retry}: {d:?} > {bound:?}");
@@ -123,14 +114,8 @@ mod tests {
     fn retry_after_wins_but_is_capped() {
         let c = cfg(0.2, 5);
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        assert_eq!(
-            backoff(&c, 0, Some(Duration::from_millis(300)), &mut rng),
-            Duration::from_millis(300)
-        );
-        assert_eq!(
-            backoff(&c, 0, Some(Duration::from_secs(30)), &mut rng),
-            Duration::from_secs(1)
-        );
+        assert_eq!(backoff(&c, 0, Some(Duration::from_millis(300)), &mut rng), Duration::from_millis(300));
+        assert_eq!(backoff(&c, 0, Some(Duration::from_secs(30)), &mut rng), Duration::from_secs(1));
     }
 
     #[test]

@@ -69,10 +69,7 @@ impl Model {
     /// matches; anything else is drift: counted, logged once per new value, and returned
     /// as a warning for the decision.
     pub(crate) fn check_drift(&self, reported: &str) -> Option<String> {
-        if reported.is_empty()
-            || reported == self.spec.provider_model_id
-            || reported == self.spec.version
-        {
+        if reported.is_empty() || reported == self.spec.provider_model_id || reported == self.spec.version {
             return None;
         }
         bump(&self.counters.drift);
@@ -97,12 +94,7 @@ impl Model {
     }
 
     /// The response for a finished reply.
-    pub(crate) fn response(
-        &self,
-        text: String,
-        finish: Finish,
-        ctx: crate::failover::Outcome,
-    ) -> pb::GenerateResponse {
+    pub(crate) fn response(&self, text: String, finish: Finish, ctx: crate::failover::Outcome) -> pb::GenerateResponse {
         let mut warnings = ctx.warnings;
         let mut reported_model = String::new();
         if let Some(w) = self.check_drift(&finish.reported_model) {
@@ -114,10 +106,7 @@ impl Model {
             model: self.spec.name.clone(),
             model_version: self.spec.version.clone(),
             provider: self.spec.provider.to_string(),
-            usage: Some(pb::Usage {
-                input_tokens: finish.input_tokens,
-                output_tokens: finish.output_tokens,
-            }),
+            usage: Some(pb::Usage { input_tokens: finish.input_tokens, output_tokens: finish.output_tokens }),
             stop_reason: finish.stop_reason,
             attempts: ctx.attempts,
             downgraded: ctx.downgraded,
@@ -155,9 +144,9 @@ impl LocalBackends {
             let http = &http;
             async move {
                 let built = match &m.lifecycle {
-                    Lifecycle::Retired { replacement } => Err(format!(
-                        "retired; requests go to the declared replacement `{replacement}`"
-                    )),
+                    Lifecycle::Retired { replacement } => {
+                        Err(format!("retired; requests go to the declared replacement `{replacement}`"))
+                    }
                     _ => provider::build(name, m, cfg, http).await,
                 };
                 (name, m, built)
@@ -192,43 +181,25 @@ impl LocalBackends {
             };
             models.insert(name.clone(), Arc::new(model));
         }
-        let inner = Inner {
-            models,
-            catalog,
-            retry: cfg.backends.retry.clone(),
-            deadline: cfg.server.deadlines.generate,
-        };
-        Ok(LocalBackends {
-            inner: Arc::new(inner),
-        })
+        let inner =
+            Inner { models, catalog, retry: cfg.backends.retry.clone(), deadline: cfg.server.deadlines.generate };
+        Ok(LocalBackends { inner: Arc::new(inner) })
     }
 
     /// Breaker state of every declared model (a policy input).
     pub fn breaker_states(&self) -> BTreeMap<String, pb::BreakerState> {
         let now = Instant::now();
-        self.inner
-            .models
-            .iter()
-            .map(|(n, m)| (n.clone(), m.breaker.state_at(now)))
-            .collect()
+        self.inner.models.iter().map(|(n, m)| (n.clone(), m.breaker.state_at(now))).collect()
     }
 
     /// Models that cannot be called at all (no key, failed to load, retired).
     pub fn unavailable(&self) -> Vec<String> {
-        self.inner
-            .models
-            .iter()
-            .filter(|(_, m)| m.provider.is_none())
-            .map(|(n, _)| n.clone())
-            .collect()
+        self.inner.models.iter().filter(|(_, m)| m.provider.is_none()).map(|(n, _)| n.clone()).collect()
     }
 
     /// Why a model is unavailable, when it is.
     pub fn unavailable_reason(&self, model: &str) -> Option<String> {
-        self.inner
-            .models
-            .get(model)
-            .and_then(|m| m.unavailable.clone())
+        self.inner.models.get(model).and_then(|m| m.unavailable.clone())
     }
 
     /// Counters of every model.
@@ -287,29 +258,18 @@ impl Backends for LocalBackends {
 
     async fn list_models(&self) -> Result<pb::ListModelsResponse> {
         let now = Instant::now();
-        let models = self
-            .inner
-            .catalog
-            .iter()
-            .map(|spec| self.model_info(spec, now))
-            .collect();
+        let models = self.inner.catalog.iter().map(|spec| self.model_info(spec, now)).collect();
         Ok(pb::ListModelsResponse { models })
     }
 }
 
 impl std::fmt::Debug for LocalBackends {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalBackends")
-            .field("models", &self.inner.models.keys().collect::<Vec<_>>())
-            .finish()
+        f.debug_struct("LocalBackends").field("models", &self.inner.models.keys().collect::<Vec<_>>()).finish()
     }
 }
 
 /// Fails on an unknown name: used by the request checks.
 pub(crate) fn known(inner: &Inner, name: &str) -> Result<()> {
-    if inner.models.contains_key(name) {
-        Ok(())
-    } else {
-        Err(Error::UnknownModel(name.to_string()))
-    }
+    if inner.models.contains_key(name) { Ok(()) } else { Err(Error::UnknownModel(name.to_string())) }
 }

@@ -170,10 +170,7 @@ where
             match st.body.next().await {
                 Some(Ok(chunk)) => st.parser.push(&chunk, &mut st.scratch),
                 Some(Err(e)) => {
-                    let err = Error::StreamCut {
-                        model: st.model.clone(),
-                        message: crate::provider::describe(&e),
-                    };
+                    let err = Error::StreamCut { model: st.model.clone(), message: crate::provider::describe(&e) };
                     return Some((Err(err), None));
                 }
                 None => {
@@ -212,36 +209,26 @@ mod tests {
     }
 
     fn ev(event: &str, data: &str) -> SseEvent {
-        SseEvent {
-            event: event.into(),
-            data: data.into(),
-        }
+        SseEvent { event: event.into(), data: data.into() }
     }
 
     #[test]
     fn basic_events() {
         let got = parse_chunks(&[b"data: {\"a\":1}\n\ndata: [DONE]\n\n"]);
-        assert_eq!(
-            got,
-            vec![ev("message", "{\"a\":1}"), ev("message", "[DONE]")]
-        );
+        assert_eq!(got, vec![ev("message", "{\"a\":1}"), ev("message", "[DONE]")]);
     }
 
     #[test]
     fn named_events_and_comments() {
-        let got = parse_chunks(&[
-            b": keep-alive\nevent: ping\ndata: {}\n\n:another\n\nevent: message_stop\ndata: x\n\n",
-        ]);
+        let got =
+            parse_chunks(&[b": keep-alive\nevent: ping\ndata: {}\n\n:another\n\nevent: message_stop\ndata: x\n\n"]);
         assert_eq!(got, vec![ev("ping", "{}"), ev("message_stop", "x")]);
     }
 
     #[test]
     fn crlf_and_cr_line_breaks() {
         let got = parse_chunks(&[b"data: a\r\n\r\ndata: b\r\rdata: c\n\n"]);
-        assert_eq!(
-            got,
-            vec![ev("message", "a"), ev("message", "b"), ev("message", "c")]
-        );
+        assert_eq!(got, vec![ev("message", "a"), ev("message", "b"), ev("message", "c")]);
     }
 
     #[test]

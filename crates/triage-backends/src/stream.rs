@@ -73,11 +73,7 @@ pub(crate) async fn forward(
                 return;
             }
             Err(e) => {
-                permit.finish(if e.counts_for_breaker() {
-                    BreakerOutcome::Failure
-                } else {
-                    BreakerOutcome::Neutral
-                });
+                permit.finish(if e.counts_for_breaker() { BreakerOutcome::Failure } else { BreakerOutcome::Neutral });
                 bump(&m.counters.failures);
                 tracing::warn!(
                     model = %m.spec.name,

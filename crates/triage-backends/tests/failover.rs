@@ -12,21 +12,13 @@ use triage_testkit::{FakeOpenAi, Fault, Reply};
 
 async fn fake(text: &str) -> FakeOpenAi {
     let f = FakeOpenAi::start().await.unwrap();
-    f.set_reply(Reply {
-        text: text.into(),
-        ..Default::default()
-    });
+    f.set_reply(Reply { text: text.into(), ..Default::default() });
     f
 }
 
 #[tokio::test]
 async fn failover_walks_only_the_requested_fallbacks_in_order() {
-    let (a, b2, c, d) = (
-        fake("a").await,
-        fake("b").await,
-        fake("c").await,
-        fake("d").await,
-    );
+    let (a, b2, c, d) = (fake("a").await, fake("b").await, fake("c").await, fake("d").await);
     a.set_mode(Some(Fault::status(500)));
     b2.set_mode(Some(Fault::status(503)));
     let be = backends(
@@ -37,10 +29,7 @@ async fn failover_walks_only_the_requested_fallbacks_in_order() {
             openai("c", &c.base_url(), "c", None),
             openai("d", &d.base_url(), "d", None),
         ],
-        &Knobs {
-            max_retries: 0,
-            ..Knobs::default()
-        },
+        &Knobs { max_retries: 0, ..Knobs::default() },
     )
     .await;
     let r = be.generate(req("a", &["b", "c"])).await.unwrap();
@@ -49,19 +38,13 @@ async fn failover_walks_only_the_requested_fallbacks_in_order() {
     assert!(r.downgraded);
     assert_eq!(
         outcomes(&r),
-        vec![
-            ("a".into(), "provider_error".into()),
-            ("b".into(), "provider_error".into()),
-            ("c".into(), "ok".into())
-        ]
+        vec![("a".into(), "provider_error".into()), ("b".into(), "provider_error".into()), ("c".into(), "ok".into())]
     );
     assert_eq!(d.requests(), 0, "an undeclared model is never called");
 
     // No fallbacks in the request: no failover at all.
     let e = be.generate(req("a", &[])).await.unwrap_err();
-    let Error::Exhausted { attempts, .. } = e else {
-        panic!("{e:?}")
-    };
+    let Error::Exhausted { attempts, .. } = e else { panic!("{e:?}") };
     assert_eq!(attempts.len(), 1);
     assert_eq!(d.requests(), 0);
 }
@@ -71,34 +54,19 @@ async fn streams_fail_over_in_order_too() {
     let (a, c) = (fake("a").await, fake("c says hi").await);
     a.set_mode(Some(Fault::status(500)));
     let be = backends(
-        &[
-            openai("a", &a.base_url(), "a", None),
-            openai("c", &c.base_url(), "c", None),
-        ],
-        &Knobs {
-            max_retries: 0,
-            ..Knobs::default()
-        },
+        &[openai("a", &a.base_url(), "a", None), openai("c", &c.base_url(), "c", None)],
+        &Knobs { max_retries: 0, ..Knobs::default() },
     )
     .await;
     let got = stream(&be, req("a", &["c"])).await;
     assert_eq!(got.deltas.concat(), "c says hi");
     let done = got.done.unwrap();
     assert!(done.downgraded);
-    assert_eq!(
-        outcomes(&done),
-        vec![
-            ("a".into(), "provider_error".into()),
-            ("c".into(), "ok".into())
-        ]
-    );
+    assert_eq!(outcomes(&done), vec![("a".into(), "provider_error".into()), ("c".into(), "ok".into())]);
     // All failing before the first token: the call itself fails, with every attempt.
     c.set_mode(Some(Fault::status(500)));
     let e = be.generate_stream(req("a", &["c"])).await.err().unwrap();
-    assert!(
-        matches!(e, Error::Exhausted { ref attempts, .. } if attempts.len() == 2),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::Exhausted { ref attempts, .. } if attempts.len() == 2), "{e:?}");
 }
 
 #[tokio::test]
@@ -109,41 +77,19 @@ async fn missing_key_makes_the_model_unavailable_and_the_fallback_answers() {
         "{{ kind: openai, base_url: \"{}\", model_id: llama-3.3-70b-versatile, api_key: {{ env: TRIAGE_TEST_KEY_THAT_IS_NEVER_SET }} }}",
         p.base_url()
     );
-    let be = backends(
-        &[
-            no_key.fallbacks(&["backup"]),
-            openai("backup", &f.base_url(), "b", None),
-        ],
-        &Knobs::default(),
-    )
-    .await;
+    let be =
+        backends(&[no_key.fallbacks(&["backup"]), openai("backup", &f.base_url(), "b", None)], &Knobs::default()).await;
     assert_eq!(be.unavailable(), vec!["groq".to_string()]);
     let reason = be.unavailable_reason("groq").unwrap();
-    assert!(
-        reason.contains("no API key") && reason.contains("TRIAGE_TEST_KEY_THAT_IS_NEVER_SET"),
-        "{reason}"
-    );
-    let info = be
-        .list_models()
-        .await
-        .unwrap()
-        .models
-        .into_iter()
-        .find(|m| m.name == "groq")
-        .unwrap();
+    assert!(reason.contains("no API key") && reason.contains("TRIAGE_TEST_KEY_THAT_IS_NEVER_SET"), "{reason}");
+    let info = be.list_models().await.unwrap().models.into_iter().find(|m| m.name == "groq").unwrap();
     assert!(!info.available);
     assert_eq!(info.unavailable_reason, reason);
 
     let r = be.generate(req("groq", &["backup"])).await.unwrap();
     assert_eq!(r.text, "fallback");
     assert!(r.downgraded);
-    assert_eq!(
-        outcomes(&r),
-        vec![
-            ("groq".into(), "unavailable".into()),
-            ("backup".into(), "ok".into())
-        ]
-    );
+    assert_eq!(outcomes(&r), vec![("groq".into(), "unavailable".into()), ("backup".into(), "ok".into())]);
     assert_eq!(p.requests(), 0);
 }
 
@@ -158,17 +104,9 @@ async fn missing_local_model_file_is_unavailable_with_the_reason() {
         fallbacks: vec!["backup"],
         extra: String::new(),
     };
-    let be = backends(
-        &[local, openai("backup", &f.base_url(), "b", None)],
-        &Knobs::default(),
-    )
-    .await;
+    let be = backends(&[local, openai("backup", &f.base_url(), "b", None)], &Knobs::default()).await;
     assert!(be.unavailable().contains(&"tiny".to_string()));
-    assert!(
-        be.unavailable_reason("tiny")
-            .unwrap()
-            .contains("/nonexistent/tiny.gguf")
-    );
+    assert!(be.unavailable_reason("tiny").unwrap().contains("/nonexistent/tiny.gguf"));
     let r = be.generate(req("tiny", &["backup"])).await.unwrap();
     assert_eq!(r.model, "backup");
 }
@@ -180,9 +118,8 @@ async fn retired_models_go_to_their_replacement_and_deprecated_ones_warn() {
         &[
             openai("gpt-retired", &old.base_url(), "gpt-3", None)
                 .extra("lifecycle: { state: retired, replacement: gpt-new }"),
-            openai("gpt-dep", &old.base_url(), "gpt-3.5", None).extra(
-                "lifecycle: { state: deprecated, replacement: gpt-new, sunset: 2031-01-01 }",
-            ),
+            openai("gpt-dep", &old.base_url(), "gpt-3.5", None)
+                .extra("lifecycle: { state: deprecated, replacement: gpt-new, sunset: 2031-01-01 }"),
             openai("gpt-new", &new.base_url(), "gpt-5", None),
         ],
         &Knobs::default(),
@@ -192,25 +129,13 @@ async fn retired_models_go_to_their_replacement_and_deprecated_ones_warn() {
     assert_eq!(r.model, "gpt-new");
     assert_eq!(r.text, "new");
     assert!(!r.downgraded, "a replacement is not a downgrade");
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.contains("retired") && w.contains("gpt-new")),
-        "{:?}",
-        r.warnings
-    );
+    assert!(r.warnings.iter().any(|w| w.contains("retired") && w.contains("gpt-new")), "{:?}", r.warnings);
     assert_eq!(old.requests(), 0);
     assert!(be.unavailable().contains(&"gpt-retired".to_string()));
 
     let r = be.generate(req("gpt-dep", &[])).await.unwrap();
     assert_eq!(r.model, "gpt-dep");
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.contains("deprecated") && w.contains("2031-01-01")),
-        "{:?}",
-        r.warnings
-    );
+    assert!(r.warnings.iter().any(|w| w.contains("deprecated") && w.contains("2031-01-01")), "{:?}", r.warnings);
     assert_eq!(be.stats()["gpt-dep"].deprecated_calls, 1);
 }
 
@@ -218,34 +143,20 @@ async fn retired_models_go_to_their_replacement_and_deprecated_ones_warn() {
 async fn invalid_requests_are_refused_before_any_call() {
     let f = fake("x").await;
     let be = backends(&[openai("m", &f.base_url(), "m", None)], &Knobs::default()).await;
-    assert!(matches!(
-        be.generate(req("nope", &[])).await,
-        Err(Error::UnknownModel(_))
-    ));
+    assert!(matches!(be.generate(req("nope", &[])).await, Err(Error::UnknownModel(_))));
     let mut r = req("m", &[]);
     r.messages.clear();
-    assert!(matches!(
-        be.generate(r).await,
-        Err(Error::InvalidRequest(_))
-    ));
+    assert!(matches!(be.generate(r).await, Err(Error::InvalidRequest(_))));
     let mut r = req("m", &[]);
     r.messages[0].role = pb::Role::Unspecified as i32;
-    assert!(matches!(
-        be.generate(r).await,
-        Err(Error::InvalidRequest(_))
-    ));
+    assert!(matches!(be.generate(r).await, Err(Error::InvalidRequest(_))));
     let mut r = req("m", &[]);
     r.temperature = Some(7.0);
-    assert!(matches!(
-        be.generate(r).await,
-        Err(Error::InvalidRequest(_))
-    ));
+    assert!(matches!(be.generate(r).await, Err(Error::InvalidRequest(_))));
     // An unknown fallback is recorded, not fatal.
     f.set_mode(Some(Fault::status(500)));
     let e = be.generate(req("m", &["ghost"])).await.unwrap_err();
-    let Error::Exhausted { attempts, .. } = e else {
-        panic!()
-    };
+    let Error::Exhausted { attempts, .. } = e else { panic!() };
     assert_eq!(attempts[1].outcome, "unknown_model");
     assert_eq!(f.requests(), 3);
 }
@@ -255,24 +166,12 @@ async fn breaker_opens_fails_fast_and_a_half_open_probe_closes_it() {
     let (a, c) = (fake("a").await, fake("c").await);
     a.set_mode(Some(Fault::status(500)));
     let be = backends(
-        &[
-            openai("a", &a.base_url(), "a", None),
-            openai("c", &c.base_url(), "c", None),
-        ],
-        &Knobs {
-            max_retries: 0,
-            threshold: 3,
-            cooldown: "300ms",
-            ..Knobs::default()
-        },
+        &[openai("a", &a.base_url(), "a", None), openai("c", &c.base_url(), "c", None)],
+        &Knobs { max_retries: 0, threshold: 3, cooldown: "300ms", ..Knobs::default() },
     )
     .await;
     for i in 0..3 {
-        assert_eq!(
-            be.breaker_states()["a"],
-            pb::BreakerState::Closed,
-            "call {i}"
-        );
+        assert_eq!(be.breaker_states()["a"], pb::BreakerState::Closed, "call {i}");
         let r = be.generate(req("a", &["c"])).await.unwrap();
         assert_eq!(r.attempts[0].outcome, "provider_error");
     }
@@ -282,23 +181,10 @@ async fn breaker_opens_fails_fast_and_a_half_open_probe_closes_it() {
     // Open: a is not called at all, the fallback answers at once.
     for _ in 0..5 {
         let r = be.generate(req("a", &["c"])).await.unwrap();
-        assert_eq!(
-            outcomes(&r),
-            vec![
-                ("a".into(), "breaker_open".into()),
-                ("c".into(), "ok".into())
-            ]
-        );
+        assert_eq!(outcomes(&r), vec![("a".into(), "breaker_open".into()), ("c".into(), "ok".into())]);
     }
     assert_eq!(a.requests(), 3, "fails fast while open");
-    let listed = be
-        .list_models()
-        .await
-        .unwrap()
-        .models
-        .into_iter()
-        .find(|m| m.name == "a")
-        .unwrap();
+    let listed = be.list_models().await.unwrap().models.into_iter().find(|m| m.name == "a").unwrap();
     assert_eq!(listed.breaker, pb::BreakerState::Open as i32);
 
     // Cooldown passes while a is still broken: the one probe fails and reopens it.
@@ -323,16 +209,8 @@ async fn only_one_probe_while_half_open() {
     let (a, c) = (fake("a").await, fake("c").await);
     a.set_mode(Some(Fault::status(500)));
     let be = backends(
-        &[
-            openai("a", &a.base_url(), "a", None),
-            openai("c", &c.base_url(), "c", None),
-        ],
-        &Knobs {
-            max_retries: 0,
-            threshold: 1,
-            cooldown: "100ms",
-            ..Knobs::default()
-        },
+        &[openai("a", &a.base_url(), "a", None), openai("c", &c.base_url(), "c", None)],
+        &Knobs { max_retries: 0, threshold: 1, cooldown: "100ms", ..Knobs::default() },
     )
     .await;
     be.generate(req("a", &["c"])).await.unwrap();
@@ -342,10 +220,7 @@ async fn only_one_probe_while_half_open() {
     a.set_mode(Some(Fault::Latency(Duration::from_millis(300))));
     let calls = (0..8).map(|_| be.generate(req("a", &["c"])));
     let results = futures::future::join_all(calls).await;
-    let served_by_a = results
-        .iter()
-        .filter(|r| r.as_ref().unwrap().model == "a")
-        .count();
+    let served_by_a = results.iter().filter(|r| r.as_ref().unwrap().model == "a").count();
     assert_eq!(served_by_a, 1, "exactly one probe");
     assert_eq!(a.requests(), 2);
     assert_eq!(be.breaker_states()["a"], pb::BreakerState::Closed);

@@ -28,18 +28,8 @@ async fn local_model_unary_and_stream() {
         fallbacks: vec![],
         extra: String::new(),
     };
-    let be = backends(
-        &[local],
-        &Knobs {
-            timeout: "60s",
-            ttft: "30s",
-            ..Knobs::default()
-        },
-    )
-    .await;
-    assert!(
-        be.unavailable().is_empty() || !be.unavailable().contains(&"local-smollm2".to_string())
-    );
+    let be = backends(&[local], &Knobs { timeout: "60s", ttft: "30s", ..Knobs::default() }).await;
+    assert!(be.unavailable().is_empty() || !be.unavailable().contains(&"local-smollm2".to_string()));
     let mut r = req("local-smollm2", &[]);
     r.max_tokens = 8;
     let out = be.generate(r.clone()).await.unwrap();
@@ -47,10 +37,7 @@ async fn local_model_unary_and_stream() {
     assert_eq!(out.model_version, "smollm2-135m-instruct-q4_1");
     assert!(!out.text.is_empty());
     let usage = out.usage.unwrap();
-    assert!(
-        usage.input_tokens > 0 && (1..=8).contains(&usage.output_tokens),
-        "{usage:?}"
-    );
+    assert!(usage.input_tokens > 0 && (1..=8).contains(&usage.output_tokens), "{usage:?}");
     assert!(["end_turn", "max_tokens"].contains(&out.stop_reason.as_str()));
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
 

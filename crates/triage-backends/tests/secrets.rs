@@ -43,11 +43,7 @@ fn assert_clean(what: &str, text: &str) {
 async fn keys_never_appear_in_logs_or_errors() {
     let logs = Captured::default();
     let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("trace")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    tracing_subscriber::fmt().with_env_filter("trace").with_ansi(false).with_writer(move || writer.clone()).init();
 
     let oa = FakeOpenAi::start().await.unwrap();
     let an = FakeAnthropic::start().await.unwrap();
@@ -67,12 +63,7 @@ async fn keys_never_appear_in_logs_or_errors() {
             anthropic("claude", &an.base_url(), "claude-x", ak.path()),
             unset,
         ],
-        &Knobs {
-            timeout: "200ms",
-            ttft: "200ms",
-            threshold: 100,
-            ..Knobs::default()
-        },
+        &Knobs { timeout: "200ms", ttft: "200ms", threshold: 100, ..Knobs::default() },
     )
     .await;
 
@@ -85,30 +76,14 @@ async fn keys_never_appear_in_logs_or_errors() {
         if let Error::Exhausted { attempts, .. } = &e {
             assert_eq!(attempts[0].outcome, "provider_error");
             assert!(attempts[0].error.contains("401"), "{}", attempts[0].error);
-            assert!(
-                attempts[0].error.contains("[redacted]"),
-                "{}",
-                attempts[0].error
-            );
+            assert!(attempts[0].error.contains("[redacted]"), "{}", attempts[0].error);
         }
     }
     // A provider error body that quotes the key, a timeout, and an error mid-stream.
     oa.require_key(OPENAI_KEY);
-    oa.push_fault(Fault::Status {
-        status: 500,
-        message: format!("upstream saw key {OPENAI_KEY}"),
-        retry_after: None,
-    });
-    oa.push_fault(Fault::Status {
-        status: 500,
-        message: format!("upstream saw key {OPENAI_KEY}"),
-        retry_after: None,
-    });
-    oa.push_fault(Fault::Status {
-        status: 500,
-        message: format!("upstream saw key {OPENAI_KEY}"),
-        retry_after: None,
-    });
+    oa.push_fault(Fault::Status { status: 500, message: format!("upstream saw key {OPENAI_KEY}"), retry_after: None });
+    oa.push_fault(Fault::Status { status: 500, message: format!("upstream saw key {OPENAI_KEY}"), retry_after: None });
+    oa.push_fault(Fault::Status { status: 500, message: format!("upstream saw key {OPENAI_KEY}"), retry_after: None });
     let e = be.generate(req("gpt", &[])).await.unwrap_err();
     errors.push(format!("{e}\n{e:?}"));
     oa.set_mode(Some(Fault::Hang));
@@ -128,33 +103,16 @@ async fn keys_never_appear_in_logs_or_errors() {
     }
     assert_clean("the logs", &text);
     // The fake really did receive the keys (the test would prove nothing otherwise).
-    assert_eq!(
-        oa.last_request().unwrap().headers["authorization"],
-        format!("Bearer {OPENAI_KEY}")
-    );
-    assert_eq!(
-        an.last_request().unwrap().headers["x-api-key"],
-        ANTHROPIC_KEY
-    );
+    assert_eq!(oa.last_request().unwrap().headers["authorization"], format!("Bearer {OPENAI_KEY}"));
+    assert_eq!(an.last_request().unwrap().headers["x-api-key"], ANTHROPIC_KEY);
 
     // One clear warning for the model without a key, naming where the key was looked for.
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("model groq unavailable"))
-        .collect();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("model groq unavailable")).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("WARN"), "{}", lines[0]);
-    assert!(
-        lines[0].contains("no API key (env TRIAGE_TEST_GROQ_KEY_UNSET unset or empty)"),
-        "{}",
-        lines[0]
-    );
+    assert!(lines[0].contains("no API key (env TRIAGE_TEST_GROQ_KEY_UNSET unset or empty)"), "{}", lines[0]);
     if std::env::var_os("TRIAGE_DUMP_LOGS").is_some() {
         println!("{text}");
     }
-    println!(
-        "captured {} log lines, {} errors: no key found",
-        text.lines().count(),
-        errors.len()
-    );
+    println!("captured {} log lines, {} errors: no key found", text.lines().count(), errors.len());
 }

@@ -24,11 +24,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-async fn run(
-    be: &triage_backends::LocalBackends,
-    from: usize,
-    n: usize,
-) -> (Vec<Duration>, Vec<String>, usize) {
+async fn run(be: &triage_backends::LocalBackends, from: usize, n: usize) -> (Vec<Duration>, Vec<String>, usize) {
     let results: Vec<_> = futures::stream::iter(from..from + n)
         .map(|i| async move {
             // A third each: A then C; B then C; B then A then C (B's chain crosses A's).
@@ -81,18 +77,9 @@ async fn soak_flaky_and_hanging_providers_with_a_healthy_fallback() {
     let a = FakeOpenAi::start().await.unwrap();
     let b = FakeAnthropic::start().await.unwrap();
     let c = FakeOpenAi::start().await.unwrap();
-    a.set_reply(Reply {
-        text: "from a".into(),
-        ..Default::default()
-    });
-    b.set_reply(Reply {
-        text: "from b".into(),
-        ..Default::default()
-    });
-    c.set_reply(Reply {
-        text: "from c".into(),
-        ..Default::default()
-    });
+    a.set_reply(Reply { text: "from a".into(), ..Default::default() });
+    b.set_reply(Reply { text: "from b".into(), ..Default::default() });
+    c.set_reply(Reply { text: "from c".into(), ..Default::default() });
     a.set_failure_ratio(Some((0.3, Fault::status(500))));
     b.set_mode(Some(Fault::Hang));
     let key = key_file("sk-ant-soak");
@@ -123,16 +110,8 @@ async fn soak_flaky_and_hanging_providers_with_a_healthy_fallback() {
     let (mut lat, models1, failed1) = run(&be, 0, PHASE1).await;
     let phase1 = started.elapsed();
     let stats1 = be.stats();
-    assert!(
-        stats1["b"].breaker_opens >= 1,
-        "B's breaker opened: {:?}",
-        stats1["b"]
-    );
-    assert_eq!(
-        models1.iter().filter(|m| *m == "b").count(),
-        0,
-        "a hanging B never answered"
-    );
+    assert!(stats1["b"].breaker_opens >= 1, "B's breaker opened: {:?}", stats1["b"]);
+    assert_eq!(models1.iter().filter(|m| *m == "b").count(), 0, "a hanging B never answered");
     let b_calls_phase1 = b.requests();
 
     // B heals; after the cooldown the half-open probe succeeds and B serves again.
@@ -143,11 +122,7 @@ async fn soak_flaky_and_hanging_providers_with_a_healthy_fallback() {
 
     let mut sorted = lat.clone();
     sorted.sort();
-    let (p50, p99, max) = (
-        percentile(&sorted, 0.5),
-        percentile(&sorted, 0.99),
-        *sorted.last().unwrap(),
-    );
+    let (p50, p99, max) = (percentile(&sorted, 0.5), percentile(&sorted, 0.99), *sorted.last().unwrap());
     let count = |ms: &[String], m: &str| ms.iter().filter(|x| *x == m).count();
     let stats = be.stats();
     println!(
@@ -182,31 +157,13 @@ async fn soak_flaky_and_hanging_providers_with_a_healthy_fallback() {
         stats["a"].retries_denied
     );
 
-    assert_eq!(
-        failed1 + failed2,
-        0,
-        "zero failed generates while a declared fallback is healthy"
-    );
-    assert_eq!(
-        be.breaker_states()["b"],
-        pb::BreakerState::Closed,
-        "B's breaker recovered"
-    );
+    assert_eq!(failed1 + failed2, 0, "zero failed generates while a declared fallback is healthy");
+    assert_eq!(be.breaker_states()["b"], pb::BreakerState::Closed, "B's breaker recovered");
     assert!(count(&models2, "b") > 0, "B serves again after healing");
-    assert!(
-        p99 <= DEADLINE,
-        "p99 {p99:?} within the {DEADLINE:?} deadline"
-    );
+    assert!(p99 <= DEADLINE, "p99 {p99:?} within the {DEADLINE:?} deadline");
     // Breaker and budget keep the hanging provider from eating the traffic.
-    assert!(
-        b_calls_phase1 < PHASE1 / 4,
-        "B was called {b_calls_phase1} times while hanging"
-    );
+    assert!(b_calls_phase1 < PHASE1 / 4, "B was called {b_calls_phase1} times while hanging");
     assert!(started.elapsed() < Duration::from_secs(30));
     let list = be.list_models().await.unwrap();
-    assert!(
-        list.models
-            .iter()
-            .all(|m| m.breaker != pb::BreakerState::Unspecified as i32)
-    );
+    assert!(list.models.iter().all(|m| m.breaker != pb::BreakerState::Unspecified as i32));
 }

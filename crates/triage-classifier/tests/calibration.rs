@@ -26,7 +26,9 @@ fn test_split_is_calibrated() -> Result<(), Box<dyn std::error::Error>> {
         "complex labelled confidently simple: {:.3}",
         r.complex_as_confident_simple
     );
-    assert!(r.complexity_acc >= 0.90, "complexity accuracy {:.3}", r.complexity_acc);
+    // A regression guard a little under the benchmarked 90.1 %: other CPUs' GEMM kernels
+    // round differently, and one flipped borderline example must not fail CI.
+    assert!(r.complexity_acc >= 0.88, "complexity accuracy {:.3}", r.complexity_acc);
     Ok(())
 }
 

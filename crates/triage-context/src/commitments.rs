@@ -16,8 +16,7 @@ const REFUND: Words = Words(
      reembolsado reembolsada reembolsar reembolsaremos reembolsamos devolución devolução \
      devolucao estorno estornado estornada estornar estornaremos estornamos",
 );
-const DISCOUNT: Words =
-    Words("discount discounts descuento descuentos desconto descontos coupon cupón cupon cupom");
+const DISCOUNT: Words = Words("discount discounts descuento descuentos desconto descontos coupon cupón cupon cupom");
 const CREDIT: Words = Words("credit crédito credito voucher vale");
 const REPLACEMENT: Words =
     Words("replacement reemplazo reposición reposicion substituição substituicao troca exchange");
@@ -54,13 +53,11 @@ const BASE_VERBS: Words = Words(
 );
 /// "You will receive your refund": a promise when a future marker leads and what is
 /// received is one of the kinds above.
-const RECEIVE: Words = Words(
-    "receive get see recibir recibirá recibirás recibirán receber receberá recebera receberão",
-);
+const RECEIVE: Words =
+    Words("receive get see recibir recibirá recibirás recibirán receber receberá recebera receberão");
 /// Shipping verbs approve a replacement ("your replacement will ship", "ya fue enviado"),
 /// and nothing else: "we sent you an email about your refund" decides no refund.
-const SHIPPED: Words =
-    Words("shipped sent dispatched enviado enviada enviamos despachado despachada");
+const SHIPPED: Words = Words("shipped sent dispatched enviado enviada enviamos despachado despachada");
 const SHIP: Words = Words("ship send dispatch enviar mandar enviaremos mandaremos");
 const ELIGIBLE: Words = Words("eligible elegible elegível elegivel");
 const NEGATIONS: Words = Words(
@@ -81,19 +78,14 @@ enum Outcome {
 }
 
 fn negated(words: &[&str], j: usize) -> bool {
-    words[j.saturating_sub(3)..j]
-        .iter()
-        .any(|w| NEGATIONS.has(w) || w.ends_with("n't"))
+    words[j.saturating_sub(3)..j].iter().any(|w| NEGATIONS.has(w) || w.ends_with("n't"))
 }
 
 fn is_future(w: &str) -> bool {
     let long = w.chars().count() >= 4;
     FUTURE.has(w)
         || w.ends_with("'ll")
-        || (long
-            && ["rá", "rán", "rão", "remos", "rei", "ré"]
-                .iter()
-                .any(|s| w.ends_with(s)))
+        || (long && ["rá", "rán", "rão", "remos", "rei", "ré"].iter().any(|s| w.ends_with(s)))
 }
 
 fn future_before(words: &[&str], j: usize) -> bool {
@@ -108,18 +100,10 @@ fn outcome(words: &[&str]) -> Option<Outcome> {
             continue;
         }
         if APPROVED.has(w) {
-            return Some(if negated(words, j) {
-                Outcome::No
-            } else {
-                Outcome::Yes
-            });
+            return Some(if negated(words, j) { Outcome::No } else { Outcome::Yes });
         }
         if DENIED.has(w) {
-            return Some(if negated(words, j) {
-                Outcome::Yes
-            } else {
-                Outcome::No
-            });
+            return Some(if negated(words, j) { Outcome::Yes } else { Outcome::No });
         }
         // "reembolsaremos", "estornaremos": the verb is itself the promise.
         if BASE_VERBS.has(w) || (REFUND.has(w) && is_future(w)) {
@@ -170,10 +154,7 @@ fn decisions_in(sentence: &str) -> Vec<String> {
     }
     let has = |set: Words| words.iter().any(|w| set.has(w));
     let amount = amounts(&toks).into_iter().next().map(|f| f.value);
-    let of_amount = amount
-        .as_ref()
-        .map(|a| format!(" of {a}"))
-        .unwrap_or_default();
+    let of_amount = amount.as_ref().map(|a| format!(" of {a}")).unwrap_or_default();
     let when = dates(&toks).into_iter().next();
     let out = outcome(&words);
     let any_negation = words.iter().any(|w| NEGATIONS.has(w) || w.ends_with("n't"));
@@ -187,9 +168,7 @@ fn decisions_in(sentence: &str) -> Vec<String> {
             _ => {}
         }
     }
-    let cancel_at = words
-        .iter()
-        .position(|w| CANCELLED.has(w) || CANCEL_BASE.has(w));
+    let cancel_at = words.iter().position(|w| CANCELLED.has(w) || CANCEL_BASE.has(w));
     if let Some(j) = cancel_at {
         let object = object_of(&toks, &words);
         if negated(&words, j) {
@@ -201,11 +180,7 @@ fn decisions_in(sentence: &str) -> Vec<String> {
         found.push(format!("{} cancelled", object_of(&toks, &words)));
     }
     if has(DISCOUNT) {
-        let size = percents(&toks)
-            .into_iter()
-            .next()
-            .map(|p| format!(" of {}", p.value))
-            .unwrap_or(of_amount.clone());
+        let size = percents(&toks).into_iter().next().map(|p| format!(" of {}", p.value)).unwrap_or(of_amount.clone());
         match out {
             Some(Outcome::No) => found.push("discount denied".to_string()),
             Some(Outcome::Yes) => found.push(format!("discount{size} granted")),
@@ -227,9 +202,10 @@ fn decisions_in(sentence: &str) -> Vec<String> {
         }
     }
     if has(REPLACEMENT) {
-        let shipping = words.iter().enumerate().any(|(j, w)| {
-            !negated(&words, j) && (SHIPPED.has(w) || (SHIP.has(w) && future_before(&words, j)))
-        });
+        let shipping = words
+            .iter()
+            .enumerate()
+            .any(|(j, w)| !negated(&words, j) && (SHIPPED.has(w) || (SHIP.has(w) && future_before(&words, j))));
         match out {
             Some(Outcome::No) => found.push("replacement denied".to_string()),
             Some(Outcome::Yes) => found.push("replacement approved".to_string()),
@@ -240,19 +216,10 @@ fn decisions_in(sentence: &str) -> Vec<String> {
     if found.is_empty()
         && let (Some(a), Some(o)) = (&amount, out)
     {
-        found.push(format!(
-            "{a} {}",
-            if o == Outcome::Yes {
-                "approved"
-            } else {
-                "denied"
-            }
-        ));
+        found.push(format!("{a} {}", if o == Outcome::Yes { "approved" } else { "denied" }));
     }
     match when {
-        Some(w) if !found.is_empty() => found
-            .iter_mut()
-            .for_each(|f| f.push_str(&format!(" (when: {})", w.value))),
+        Some(w) if !found.is_empty() => found.iter_mut().for_each(|f| f.push_str(&format!(" (when: {})", w.value))),
         Some(w) => {
             let deadline = w.at > 0 && DEADLINE.has(words[w.at - 1]);
             if (future || deadline) && !any_negation {
@@ -270,23 +237,13 @@ fn decisions_in(sentence: &str) -> Vec<String> {
 /// The text is the normalized decision followed by the sentence it came from, e.g.
 /// `refund of $40 approved: "Your refund of $40 has been approved."`, so a later model
 /// sees both what was decided and how it was worded.
-pub fn extract_commitments(
-    text: &str,
-    model: &str,
-    version: &str,
-    turn: u32,
-) -> Vec<pb::Commitment> {
+pub fn extract_commitments(text: &str, model: &str, version: &str, turn: u32) -> Vec<pb::Commitment> {
     let mut out: Vec<pb::Commitment> = Vec::new();
     for sentence in sentences(text) {
         for decision in decisions_in(sentence) {
             let text = format!("{decision}: \"{}\"", clip(sentence, 240));
             if out.iter().all(|c| c.text != text) {
-                out.push(pb::Commitment {
-                    text,
-                    model: model.to_string(),
-                    model_version: version.to_string(),
-                    turn,
-                });
+                out.push(pb::Commitment { text, model: model.to_string(), model_version: version.to_string(), turn });
             }
         }
     }

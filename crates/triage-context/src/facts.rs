@@ -50,11 +50,7 @@ pub(crate) fn amounts(toks: &[Tok<'_>]) -> Vec<Found> {
         }
         match found {
             Some((value, len)) => {
-                out.push(Found {
-                    kind: "amount",
-                    value,
-                    at: i,
-                });
+                out.push(Found { kind: "amount", value, at: i });
                 i += len;
             }
             None => i += 1,
@@ -69,11 +65,7 @@ pub(crate) fn percents(toks: &[Tok<'_>]) -> Vec<Found> {
     for (i, t) in toks.iter().enumerate() {
         if let Some(n) = t.raw.strip_suffix('%') {
             if is_number(n) {
-                out.push(Found {
-                    kind: "percent",
-                    value: t.raw.to_string(),
-                    at: i,
-                });
+                out.push(Found { kind: "percent", value: t.raw.to_string(), at: i });
             }
             continue;
         }
@@ -85,11 +77,7 @@ pub(crate) fn percents(toks: &[Tok<'_>]) -> Vec<Found> {
         let pct = matches!(n1, Some("%" | "percent" | "porcent" | "porciento"))
             || (n1 == Some("por") && matches!(n2, Some("ciento" | "cento")));
         if pct {
-            out.push(Found {
-                kind: "percent",
-                value: format!("{}%", t.raw),
-                at: i,
-            });
+            out.push(Found { kind: "percent", value: format!("{}%", t.raw), at: i });
         }
     }
     out
@@ -108,8 +96,7 @@ const WEEKDAYS: Words = Words(
      quarta-feira quinta-feira sexta-feira weekend",
 );
 const RELATIVE_DAYS: Words = Words("tomorrow mañana amanhã amanha tonight today");
-const SPAN_UNITS: Words =
-    Words("day days días dias hours horas weeks semanas week semana hour hora");
+const SPAN_UNITS: Words = Words("day days días dias hours horas weeks semanas week semana hour hora");
 const SPAN_QUALIFIERS: Words = Words("business working hábiles habiles úteis uteis");
 
 fn is_month(w: &str) -> bool {
@@ -133,9 +120,7 @@ fn is_year(w: &str) -> bool {
 /// "2025-05-03", "3/5", "03/05/2025".
 fn is_numeric_date(w: &str) -> bool {
     let parts: Vec<&str> = w.split(['-', '/']).collect();
-    let all_digits = parts
-        .iter()
-        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let all_digits = parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if !all_digits {
         return false;
     }
@@ -169,21 +154,15 @@ pub(crate) fn dates(toks: &[Tok<'_>]) -> Vec<Found> {
             span = Some((i, end, true));
         } else if is_day(cur) && matches!(w(i + 1), "de" | "of") && is_month(w(i + 2)) {
             // "3 de mayo (de 2025)", "3rd of May"
-            let end = if w(i + 3) == "de" && is_year(w(i + 4)) {
-                i + 5
-            } else {
-                i + 3
-            };
+            let end = if w(i + 3) == "de" && is_year(w(i + 4)) { i + 5 } else { i + 3 };
             span = Some((i, end, true));
         } else if WEEKDAYS.has(cur) {
-            let start = if matches!(
-                w(i.wrapping_sub(1)),
-                "next" | "this" | "próximo" | "próxima" | "proximo" | "proxima"
-            ) {
-                i - 1
-            } else {
-                i
-            };
+            let start =
+                if matches!(w(i.wrapping_sub(1)), "next" | "this" | "próximo" | "próxima" | "proximo" | "proxima") {
+                    i - 1
+                } else {
+                    i
+                };
             span = Some((start, i + 1, false));
         } else if RELATIVE_DAYS.has(cur) {
             // "por la mañana" is "in the morning", not "tomorrow".
@@ -207,30 +186,16 @@ pub(crate) fn dates(toks: &[Tok<'_>]) -> Vec<Found> {
                 if SPAN_QUALIFIERS.has(w(j)) {
                     j += 1;
                 }
-                let start = if matches!(
-                    w(i.wrapping_sub(1)),
-                    "within" | "in" | "en" | "em" | "dentro"
-                ) {
-                    i - 1
-                } else {
-                    i
-                };
+                let start =
+                    if matches!(w(i.wrapping_sub(1)), "within" | "in" | "en" | "em" | "dentro") { i - 1 } else { i };
                 span = Some((start, j, false));
             }
         }
         match span {
             Some((start, end, absolute)) => {
-                let value = toks[start..end]
-                    .iter()
-                    .map(|t| t.raw)
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let value = toks[start..end].iter().map(|t| t.raw).collect::<Vec<_>>().join(" ");
                 let kind = if absolute { "date" } else { "when" };
-                out.push(Found {
-                    kind,
-                    value,
-                    at: start,
-                });
+                out.push(Found { kind, value, at: start });
                 i = end;
             }
             None => i += 1,
@@ -285,11 +250,7 @@ pub(crate) fn ids(toks: &[Tok<'_>]) -> Vec<Found> {
             && !taken[j]
         {
             taken[j] = true;
-            out.push(Found {
-                kind: "id",
-                value: format!("{} {}", t.lower, c.raw),
-                at: j,
-            });
+            out.push(Found { kind: "id", value: format!("{} {}", t.lower, c.raw), at: j });
         }
     }
     for (i, t) in toks.iter().enumerate() {
@@ -297,11 +258,7 @@ pub(crate) fn ids(toks: &[Tok<'_>]) -> Vec<Found> {
             continue;
         }
         if (t.raw.starts_with('#') && id_shaped(t.raw)) || prefixed_id(t.raw) {
-            out.push(Found {
-                kind: "id",
-                value: t.raw.to_string(),
-                at: i,
-            });
+            out.push(Found { kind: "id", value: t.raw.to_string(), at: i });
         }
     }
     out.sort_by_key(|f| f.at);
@@ -314,21 +271,12 @@ pub(crate) fn emails(toks: &[Tok<'_>]) -> Vec<Found> {
         .enumerate()
         .filter_map(|(i, t)| {
             let (local, domain) = t.raw.split_once('@')?;
-            let local_ok = !local.is_empty()
-                && local
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c));
+            let local_ok = !local.is_empty() && local.chars().all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c));
             let domain_ok = domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && domain
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-            (local_ok && domain_ok).then(|| Found {
-                kind: "email",
-                value: t.raw.to_string(),
-                at: i,
-            })
+                && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            (local_ok && domain_ok).then(|| Found { kind: "email", value: t.raw.to_string(), at: i })
         })
         .collect()
 }

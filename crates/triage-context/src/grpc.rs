@@ -24,9 +24,7 @@ impl pb::context_store_server::ContextStore for ContextServer {
         request: tonic::Request<pb::GetConversationRequest>,
     ) -> std::result::Result<tonic::Response<pb::Conversation>, tonic::Status> {
         let span = server_span("ContextStore/Get", request.metadata());
-        Ok(tonic::Response::new(
-            self.0.get(request.into_inner()).instrument(span).await?,
-        ))
+        Ok(tonic::Response::new(self.0.get(request.into_inner()).instrument(span).await?))
     }
 
     async fn append(
@@ -34,9 +32,7 @@ impl pb::context_store_server::ContextStore for ContextServer {
         request: tonic::Request<pb::AppendRequest>,
     ) -> std::result::Result<tonic::Response<pb::AppendResponse>, tonic::Status> {
         let span = server_span("ContextStore/Append", request.metadata());
-        Ok(tonic::Response::new(
-            self.0.append(request.into_inner()).instrument(span).await?,
-        ))
+        Ok(tonic::Response::new(self.0.append(request.into_inner()).instrument(span).await?))
     }
 
     async fn handoff(
@@ -44,12 +40,7 @@ impl pb::context_store_server::ContextStore for ContextServer {
         request: tonic::Request<pb::HandoffRequest>,
     ) -> std::result::Result<tonic::Response<pb::HandoffSummary>, tonic::Status> {
         let span = server_span("ContextStore/Handoff", request.metadata());
-        Ok(tonic::Response::new(
-            self.0
-                .handoff(request.into_inner())
-                .instrument(span)
-                .await?,
-        ))
+        Ok(tonic::Response::new(self.0.handoff(request.into_inner()).instrument(span).await?))
     }
 }
 
@@ -68,25 +59,16 @@ impl RemoteContext {
 impl ContextStore for RemoteContext {
     async fn get(&self, req: pb::GetConversationRequest) -> Result<pb::Conversation> {
         let mut c = self.0.clone();
-        c.get(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(Error::Remote)
+        c.get(req).await.map(tonic::Response::into_inner).map_err(Error::Remote)
     }
 
     async fn append(&self, req: pb::AppendRequest) -> Result<pb::AppendResponse> {
         let mut c = self.0.clone();
-        c.append(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(Error::Remote)
+        c.append(req).await.map(tonic::Response::into_inner).map_err(Error::Remote)
     }
 
     async fn handoff(&self, req: pb::HandoffRequest) -> Result<pb::HandoffSummary> {
         let mut c = self.0.clone();
-        c.handoff(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(Error::Remote)
+        c.handoff(req).await.map(tonic::Response::into_inner).map_err(Error::Remote)
     }
 }

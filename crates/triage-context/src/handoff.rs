@@ -32,11 +32,7 @@ pub(crate) struct SummarizerSettings {
 
 /// A ledger entry as a decision line: what, which model and version, which turn.
 pub fn render_commitment(c: &pb::Commitment) -> String {
-    let by = if c.model_version.is_empty() {
-        c.model.clone()
-    } else {
-        format!("{}@{}", c.model, c.model_version)
-    };
+    let by = if c.model_version.is_empty() { c.model.clone() } else { format!("{}@{}", c.model, c.model_version) };
     format!("{} [by {by}, turn {}]", c.text, c.turn)
 }
 
@@ -44,9 +40,7 @@ pub fn render_commitment(c: &pb::Commitment) -> String {
 fn head_of(c: &pb::Commitment) -> (&str, Option<bool>) {
     let head = c.text.split(": \"").next().unwrap_or(&c.text);
     let head = head.split(" (when:").next().unwrap_or(head);
-    let yes = ["approved", "granted", "issued", "cancelled", "waived"]
-        .iter()
-        .any(|w| head.ends_with(w));
+    let yes = ["approved", "granted", "issued", "cancelled", "waived"].iter().any(|w| head.ends_with(w));
     let no = ["denied", "refused"].iter().any(|w| head.ends_with(w));
     (
         head,
@@ -64,26 +58,13 @@ fn head_of(c: &pb::Commitment) -> (&str, Option<bool>) {
 /// denied" by another): the next model must resolve them, not silently pick one.
 fn conflicts(commitments: &[pb::Commitment]) -> Vec<String> {
     let mut out = Vec::new();
-    for kind in [
-        "refund",
-        "discount",
-        "credit",
-        "replacement",
-        "cancellation",
-        "fee",
-    ] {
+    for kind in ["refund", "discount", "credit", "replacement", "cancellation", "fee"] {
         let of_kind = |c: &&pb::Commitment| {
             let (head, _) = head_of(c);
             head.starts_with(kind) || (kind == "cancellation" && head.contains("cancel"))
         };
-        let yes = commitments
-            .iter()
-            .filter(of_kind)
-            .find(|c| head_of(c).1 == Some(true));
-        let no = commitments
-            .iter()
-            .filter(of_kind)
-            .find(|c| head_of(c).1 == Some(false));
+        let yes = commitments.iter().filter(of_kind).find(|c| head_of(c).1 == Some(true));
+        let no = commitments.iter().filter(of_kind).find(|c| head_of(c).1 == Some(false));
         if let (Some(y), Some(n)) = (yes, no) {
             out.push(format!(
                 "Conflicting {kind} decisions: \"{}\" ({}, turn {}) vs \"{}\" ({}, turn {}); confirm which stands",
@@ -116,11 +97,7 @@ fn extract_facts(conv: &pb::Conversation) -> Vec<String> {
         let toks = tokens(&m.content);
         for f in facts::all(&toks) {
             // "order ORD-1" and a bare "ORD-1" later are one fact: ids dedupe on the id.
-            let id = if f.kind == "id" {
-                f.value.rsplit(' ').next().unwrap_or(&f.value)
-            } else {
-                &f.value
-            };
+            let id = if f.kind == "id" { f.value.rsplit(' ').next().unwrap_or(&f.value) } else { &f.value };
             let key = skeleton(id.trim_start_matches('#'));
             if seen.contains(&key) {
                 continue;
@@ -155,14 +132,8 @@ const NOT_KEYWORDS: Words = Words(
 );
 
 fn is_question(s: &str) -> bool {
-    let first = tokens(s)
-        .into_iter()
-        .next()
-        .map(|t| t.lower)
-        .unwrap_or_default();
-    s.ends_with('?')
-        || s.starts_with('¿')
-        || (QUESTION_WORDS.has(first.as_str()) && !s.ends_with(['.', '!']))
+    let first = tokens(s).into_iter().next().map(|t| t.lower).unwrap_or_default();
+    s.ends_with('?') || s.starts_with('¿') || (QUESTION_WORDS.has(first.as_str()) && !s.ends_with(['.', '!']))
 }
 
 /// Content words of a question, cut to a 5-letter stem so "refund" meets "refunded".
@@ -194,10 +165,7 @@ fn open_questions(conv: &pb::Conversation) -> Vec<String> {
         for q in sentences(&m.content).into_iter().filter(|s| is_question(s)) {
             let keys = keywords(q);
             let later = &conv.turns[i + 1..];
-            let answered = later
-                .iter()
-                .filter(|r| is_role(r, pb::Role::Assistant))
-                .any(|r| answers(&r.content, &keys));
+            let answered = later.iter().filter(|r| is_role(r, pb::Role::Assistant)).any(|r| answers(&r.content, &keys));
             if !answered {
                 out.push(format!("{} (turn {})", clip(q, 200), turn_no(conv, i)));
             }
@@ -221,11 +189,7 @@ fn user_languages(conv: &pb::Conversation) -> Vec<String> {
 }
 
 /// The summary built from the turns and the commitments ledger alone, by rules.
-pub fn extractive_summary(
-    conv: &pb::Conversation,
-    from_model: &str,
-    to_model: &str,
-) -> pb::HandoffSummary {
+pub fn extractive_summary(conv: &pb::Conversation, from_model: &str, to_model: &str) -> pb::HandoffSummary {
     let mut decisions: Vec<String> = Vec::new();
     let mut seen = Vec::new();
     for c in &conv.commitments {
@@ -249,9 +213,7 @@ pub fn extractive_summary(
         from_model: from_model.to_string(),
         to_model: to_model.to_string(),
         produced_by: EXTRACTIVE.to_string(),
-        at_turn: conv
-            .turn_count
-            .max(u32::try_from(conv.turns.len()).unwrap_or(u32::MAX)),
+        at_turn: conv.turn_count.max(u32::try_from(conv.turns.len()).unwrap_or(u32::MAX)),
     }
 }
 

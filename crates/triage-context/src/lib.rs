@@ -18,10 +18,7 @@ pub use grpc::{ContextServer, RemoteContext};
 pub use handoff::{EXTRACTIVE, extractive_summary, render_commitment};
 pub use language::{MIXED, UNDETERMINED, detect_language, languages_in};
 pub use prompt::{MESSAGE_OVERHEAD_TOKENS, build_prompt, render_summary};
-pub use store::{
-    ConversationKeys, MAX_COMMITMENTS_PER_APPEND, MAX_ID_BYTES, MAX_MESSAGES_PER_APPEND,
-    RedisContext,
-};
+pub use store::{ConversationKeys, MAX_COMMITMENTS_PER_APPEND, MAX_ID_BYTES, MAX_MESSAGES_PER_APPEND, RedisContext};
 
 use triage_proto::pb;
 

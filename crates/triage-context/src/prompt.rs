@@ -47,10 +47,7 @@ pub fn render_summary(summary: &pb::HandoffSummary) -> String {
     bullets(&mut out, "Facts:", &summary.facts);
     bullets(&mut out, "Open questions:", &summary.open_questions);
     if !summary.languages.is_empty() {
-        out.push_str(&format!(
-            "User languages: {} (answer in the user's language)\n",
-            summary.languages.join(", ")
-        ));
+        out.push_str(&format!("User languages: {} (answer in the user's language)\n", summary.languages.join(", ")));
     }
     out
 }
@@ -65,11 +62,7 @@ fn later_decisions(conv: &pb::Conversation) -> Vec<String> {
     let after = conv.summary.as_ref().map(|s| s.at_turn);
     let mut seen: Vec<String> = Vec::new();
     let mut out = Vec::new();
-    for c in conv
-        .commitments
-        .iter()
-        .filter(|c| after.is_none_or(|t| c.turn > t))
-    {
+    for c in conv.commitments.iter().filter(|c| after.is_none_or(|t| c.turn > t)) {
         let key = skeleton(&c.text);
         if !seen.contains(&key) {
             seen.push(key);
@@ -86,11 +79,7 @@ fn system_text(conv: &pb::Conversation, system_prompt: &str, compact: bool) -> S
     let mut out = system_prompt.trim_end().to_string();
     if let Some(s) = &conv.summary {
         let s = if compact {
-            pb::HandoffSummary {
-                facts: Vec::new(),
-                open_questions: Vec::new(),
-                ..s.clone()
-            }
+            pb::HandoffSummary { facts: Vec::new(), open_questions: Vec::new(), ..s.clone() }
         } else {
             s.clone()
         };
@@ -131,11 +120,7 @@ pub fn build_prompt(
     max_tokens: u32,
 ) -> (String, Vec<pb::Message>) {
     let cost = |text: &str| i64::from(count_tokens(text)) + i64::from(MESSAGE_OVERHEAD_TOKENS);
-    let new_cost = if new_turn.is_empty() {
-        0
-    } else {
-        cost(new_turn)
-    };
+    let new_cost = if new_turn.is_empty() { 0 } else { cost(new_turn) };
     let fixed = i64::from(max_tokens) + new_cost;
     let mut system = system_text(conv, system_prompt, false);
     if fixed + cost(&system) > i64::from(context_window) {
@@ -143,11 +128,8 @@ pub fn build_prompt(
     }
     let mut budget = i64::from(context_window) - fixed - cost(&system);
 
-    let history: Vec<&pb::Message> = conv
-        .turns
-        .iter()
-        .filter(|m| m.role == pb::Role::User as i32 || m.role == pb::Role::Assistant as i32)
-        .collect();
+    let history: Vec<&pb::Message> =
+        conv.turns.iter().filter(|m| m.role == pb::Role::User as i32 || m.role == pb::Role::Assistant as i32).collect();
     let recent = &history[history.len().saturating_sub(prompt_turns as usize)..];
     let mut first = recent.len();
     while first > 0 {
@@ -165,11 +147,7 @@ pub fn build_prompt(
     }
     let mut messages: Vec<pb::Message> = recent[first..].iter().map(|m| (*m).clone()).collect();
     if !new_turn.is_empty() {
-        messages.push(pb::Message {
-            role: pb::Role::User as i32,
-            content: new_turn.to_string(),
-            ..Default::default()
-        });
+        messages.push(pb::Message { role: pb::Role::User as i32, content: new_turn.to_string(), ..Default::default() });
     }
     (system, messages)
 }

@@ -84,14 +84,10 @@ fn check_id(what: &str, v: &str) -> Result<()> {
         return Err(Error::InvalidRequest(format!("{what} must not be empty")));
     }
     if v.len() > MAX_ID_BYTES {
-        return Err(Error::InvalidRequest(format!(
-            "{what} longer than {MAX_ID_BYTES} bytes"
-        )));
+        return Err(Error::InvalidRequest(format!("{what} longer than {MAX_ID_BYTES} bytes")));
     }
     if v.chars().any(char::is_control) {
-        return Err(Error::InvalidRequest(format!(
-            "{what} contains control characters"
-        )));
+        return Err(Error::InvalidRequest(format!("{what} contains control characters")));
     }
     Ok(())
 }
@@ -99,20 +95,11 @@ fn check_id(what: &str, v: &str) -> Result<()> {
 /// A tenant mismatch reported by a script reads as "not found": the caller must not learn
 /// that another tenant has a conversation with this id.
 fn map_script_error(e: redis::RedisError, id: &str) -> Error {
-    if e.code() == Some("TENANT_MISMATCH") {
-        Error::NotFound(id.to_string())
-    } else {
-        Error::from(e)
-    }
+    if e.code() == Some("TENANT_MISMATCH") { Error::NotFound(id.to_string()) } else { Error::from(e) }
 }
 
 /// One MULTI/EXEC read: meta hash, turns, summary, commitments.
-type Snapshot = (
-    HashMap<String, String>,
-    Vec<Vec<u8>>,
-    Option<Vec<u8>>,
-    Vec<Vec<u8>>,
-);
+type Snapshot = (HashMap<String, String>, Vec<Vec<u8>>, Option<Vec<u8>>, Vec<Vec<u8>>);
 
 /// Conversations in Redis (standalone or Cluster: every script touches one slot).
 #[derive(Clone)]
@@ -141,9 +128,7 @@ impl RedisContext {
             conn,
             prefix: key_prefix.into(),
             // A zero TTL would make PEXPIRE delete the conversation on write.
-            ttl_ms: u64::try_from(config.ttl.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
+            ttl_ms: u64::try_from(config.ttl.as_millis()).unwrap_or(u64::MAX).max(1),
             summarizer: SummarizerSettings {
                 model: config.summarizer_model.clone().filter(|m| !m.is_empty()),
                 timeout: config.summarizer_timeout,
@@ -175,18 +160,9 @@ impl RedisContext {
     }
 
     /// Reads a conversation, `None` when it does not exist for this tenant.
-    async fn read(
-        &self,
-        tenant: &str,
-        id: &str,
-        last_turns: u32,
-    ) -> Result<Option<pb::Conversation>> {
+    async fn read(&self, tenant: &str, id: &str, last_turns: u32) -> Result<Option<pb::Conversation>> {
         let k = self.keys(tenant, id)?;
-        let start: isize = if last_turns == 0 {
-            0
-        } else {
-            -(last_turns.min(i32::MAX as u32) as isize)
-        };
+        let start: isize = if last_turns == 0 { 0 } else { -(last_turns.min(i32::MAX as u32) as isize) };
         let mut conn = self.conn.clone();
         // MULTI/EXEC: one consistent snapshot, never turns from before an append and
         // counters from after it.
@@ -204,9 +180,7 @@ impl RedisContext {
         let num = |f: &str| -> Result<u64> {
             match meta.get(f) {
                 None => Ok(0),
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| Error::Corrupt(format!("{f} = {v:?}"))),
+                Some(v) => v.parse().map_err(|_| Error::Corrupt(format!("{f} = {v:?}"))),
             }
         };
         let turns = turns
@@ -225,9 +199,7 @@ impl RedisContext {
             .map_err(|e| Error::Corrupt(format!("summary: {e}")))?;
         let created: i64 = match meta.get("created_at") {
             None => 0,
-            Some(v) => v
-                .parse()
-                .map_err(|_| Error::Corrupt(format!("created_at = {v:?}")))?,
+            Some(v) => v.parse().map_err(|_| Error::Corrupt(format!("created_at = {v:?}")))?,
         };
         Ok(Some(pb::Conversation {
             tenant: tenant.to_string(),
@@ -248,14 +220,10 @@ impl RedisContext {
 
 fn validate_append(req: &pb::AppendRequest) -> Result<()> {
     if req.messages.len() > MAX_MESSAGES_PER_APPEND {
-        return Err(Error::InvalidRequest(format!(
-            "more than {MAX_MESSAGES_PER_APPEND} messages in one append"
-        )));
+        return Err(Error::InvalidRequest(format!("more than {MAX_MESSAGES_PER_APPEND} messages in one append")));
     }
     if req.commitments.len() > MAX_COMMITMENTS_PER_APPEND {
-        return Err(Error::InvalidRequest(format!(
-            "more than {MAX_COMMITMENTS_PER_APPEND} commitments in one append"
-        )));
+        return Err(Error::InvalidRequest(format!("more than {MAX_COMMITMENTS_PER_APPEND} commitments in one append")));
     }
     for m in &req.messages {
         // System prompts come from config on every call; storing one as a turn would let
@@ -263,18 +231,12 @@ fn validate_append(req: &pb::AppendRequest) -> Result<()> {
         match pb::Role::try_from(m.role) {
             Ok(pb::Role::User | pb::Role::Assistant) => {}
             _ => {
-                return Err(Error::InvalidRequest(format!(
-                    "message role {} cannot be stored",
-                    m.role
-                )));
+                return Err(Error::InvalidRequest(format!("message role {} cannot be stored", m.role)));
             }
         }
     }
     if !req.pin_model.is_empty() && pb::Tier::try_from(req.pin_tier).is_err() {
-        return Err(Error::InvalidRequest(format!(
-            "unknown pin tier {}",
-            req.pin_tier
-        )));
+        return Err(Error::InvalidRequest(format!("unknown pin tier {}", req.pin_tier)));
     }
     Ok(())
 }
@@ -297,9 +259,7 @@ impl ContextStore for RedisContext {
                 .await
                 .map_err(|e| map_script_error(e, id))?;
         }
-        self.read(tenant, id, req.last_turns)
-            .await?
-            .ok_or_else(|| Error::NotFound(id.to_string()))
+        self.read(tenant, id, req.last_turns).await?.ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
     async fn append(&self, req: pb::AppendRequest) -> Result<pb::AppendResponse> {
@@ -333,48 +293,27 @@ impl ContextStore for RedisContext {
             inv.arg(c.encode_to_vec());
         }
         let mut conn = self.conn.clone();
-        let count: u64 = inv
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| map_script_error(e, id))?;
-        Ok(pb::AppendResponse {
-            turn_count: u32::try_from(count).unwrap_or(u32::MAX),
-        })
+        let count: u64 = inv.invoke_async(&mut conn).await.map_err(|e| map_script_error(e, id))?;
+        Ok(pb::AppendResponse { turn_count: u32::try_from(count).unwrap_or(u32::MAX) })
     }
 
     async fn handoff(&self, req: pb::HandoffRequest) -> Result<pb::HandoffSummary> {
         let (tenant, id) = (req.tenant.as_str(), req.conversation_id.as_str());
         let k = self.keys(tenant, id)?;
-        let conv = self
-            .read(tenant, id, 0)
-            .await?
-            .ok_or_else(|| Error::NotFound(id.to_string()))?;
-        let from = if req.from_model.is_empty() {
-            conv.pinned_model.clone()
-        } else {
-            req.from_model.clone()
-        };
+        let conv = self.read(tenant, id, 0).await?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let from = if req.from_model.is_empty() { conv.pinned_model.clone() } else { req.from_model.clone() };
         // The request names the summarizer when the caller wants a specific one; config
         // otherwise.
         let mut settings = self.summarizer.clone();
         if !req.summarizer_model.is_empty() {
             settings.model = Some(req.summarizer_model.clone());
         }
-        let summary = summarize(
-            &conv,
-            &from,
-            &req.to_model,
-            &settings,
-            self.backends.as_deref(),
-        )
-        .await;
+        let summary = summarize(&conv, &from, &req.to_model, &settings, self.backends.as_deref()).await;
         let mut inv = self.store_summary.prepare_invoke();
         for key in k.all() {
             inv.key(key);
         }
-        inv.arg(tenant)
-            .arg(summary.encode_to_vec())
-            .arg(self.ttl_ms);
+        inv.arg(tenant).arg(summary.encode_to_vec()).arg(self.ttl_ms);
         let mut conn = self.conn.clone();
         let stored: i64 = inv.invoke_async(&mut conn).await?;
         if stored == 0 {

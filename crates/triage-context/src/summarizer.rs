@@ -110,21 +110,12 @@ pub(crate) async fn ask(
         Ok(Ok(r)) => r,
     };
     let answer = parse(&resp.text)?;
-    let produced_by = if resp.model.is_empty() {
-        model.to_string()
-    } else {
-        resp.model
-    };
+    let produced_by = if resp.model.is_empty() { model.to_string() } else { resp.model };
     Ok((answer, produced_by))
 }
 
 fn clean(items: Vec<String>) -> Vec<String> {
-    items
-        .into_iter()
-        .map(|s| clip(s.trim(), MAX_ITEM_CHARS))
-        .filter(|s| !s.is_empty())
-        .take(MAX_ITEMS)
-        .collect()
+    items.into_iter().map(|s| clip(s.trim(), MAX_ITEM_CHARS)).filter(|s| !s.is_empty()).take(MAX_ITEMS).collect()
 }
 
 /// True when `a` says what `b` says, ignoring case, spacing and punctuation.
@@ -138,11 +129,7 @@ fn same(a: &str, b: &str) -> bool {
 /// extractive ones (exact values with turn numbers) plus the model's new ones. Open
 /// questions: the model's, which reads "answered" better than keyword overlap, plus any
 /// conflicting-decision warnings. Languages: both, deduplicated.
-pub(crate) fn merge(
-    mut base: pb::HandoffSummary,
-    answer: Answer,
-    produced_by: String,
-) -> pb::HandoffSummary {
+pub(crate) fn merge(mut base: pb::HandoffSummary, answer: Answer, produced_by: String) -> pb::HandoffSummary {
     for d in clean(answer.decisions) {
         if !base.decisions.iter().any(|b| same(b, &d)) {
             base.decisions.push(d);
@@ -153,12 +140,8 @@ pub(crate) fn merge(
             base.facts.push(f);
         }
     }
-    let conflicts: Vec<String> = base
-        .open_questions
-        .iter()
-        .filter(|q| q.starts_with("Conflicting "))
-        .cloned()
-        .collect();
+    let conflicts: Vec<String> =
+        base.open_questions.iter().filter(|q| q.starts_with("Conflicting ")).cloned().collect();
     base.open_questions = conflicts;
     base.open_questions.extend(clean(answer.open_questions));
     for l in answer.languages {

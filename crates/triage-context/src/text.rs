@@ -59,17 +59,11 @@ fn is_edge_punct(c: char) -> bool {
 pub(crate) fn tokens(text: &str) -> Vec<Tok<'_>> {
     text.split_whitespace()
         .filter_map(|w| {
-            let raw = w
-                .trim_matches(is_edge_punct)
-                .trim_end_matches('.')
-                .trim_end_matches(is_edge_punct);
+            let raw = w.trim_matches(is_edge_punct).trim_end_matches('.').trim_end_matches(is_edge_punct);
             if raw.is_empty() {
                 return None;
             }
-            Some(Tok {
-                raw,
-                lower: raw.to_lowercase().replace('’', "'"),
-            })
+            Some(Tok { raw, lower: raw.to_lowercase().replace('’', "'") })
         })
         .collect()
 }
@@ -109,8 +103,7 @@ pub(crate) fn is_number(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_digit()
         && b[b.len() - 1].is_ascii_digit()
-        && b.iter()
-            .all(|c| c.is_ascii_digit() || *c == b',' || *c == b'.')
+        && b.iter().all(|c| c.is_ascii_digit() || *c == b',' || *c == b'.')
 }
 
 /// Shortens `s` to at most `max` characters on a char boundary, marking the cut.
@@ -125,8 +118,5 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
 
 /// Lowercase alphanumeric skeleton of `s`, for duplicate detection across phrasings.
 pub(crate) fn skeleton(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
+    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }

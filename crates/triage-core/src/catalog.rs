@@ -80,14 +80,7 @@ impl Catalog {
                 (name.clone(), Arc::new(spec))
             })
             .collect();
-        Catalog {
-            models,
-            tier_default: [
-                cfg.tiers.fast.clone(),
-                cfg.tiers.middle.clone(),
-                cfg.tiers.frontier.clone(),
-            ],
-        }
+        Catalog { models, tier_default: [cfg.tiers.fast.clone(), cfg.tiers.middle.clone(), cfg.tiers.frontier.clone()] }
     }
 
     /// A model by name.
@@ -131,7 +124,9 @@ impl Catalog {
 /// True when a provider needs an API key that is absent; the reason names where it looked.
 pub fn missing_key(provider: &ProviderConfig) -> Option<String> {
     match provider {
-        ProviderConfig::Openai { api_key: Some(k), .. } | ProviderConfig::Anthropic { api_key: k, .. } => k.resolve().err(),
+        ProviderConfig::Openai { api_key: Some(k), .. } | ProviderConfig::Anthropic { api_key: k, .. } => {
+            k.resolve().err()
+        }
         _ => None,
     }
 }

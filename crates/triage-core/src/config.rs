@@ -16,10 +16,8 @@ pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../../config/triage.yaml"
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::ConfigRead { path: path.to_path_buf(), source })?;
         Self::from_yaml(&text, path)
     }
 
@@ -38,10 +36,8 @@ impl Config {
 
     /// Parses and validates YAML text; `origin` names the source in errors.
     pub fn from_yaml(text: &str, origin: &Path) -> Result<Config> {
-        let mut cfg: Config = serde_yaml::from_str(text).map_err(|e| Error::ConfigParse {
-            path: origin.to_path_buf(),
-            message: describe_yaml_error(&e),
-        })?;
+        let mut cfg: Config = serde_yaml::from_str(text)
+            .map_err(|e| Error::ConfigParse { path: origin.to_path_buf(), message: describe_yaml_error(&e) })?;
         cfg.source = origin.to_path_buf();
         validate::validate(&cfg).map_err(|(field, reason)| Error::ConfigInvalid {
             path: origin.to_path_buf(),

@@ -79,9 +79,6 @@ pub trait StatusExt {
 
 impl StatusExt for tonic::Status {
     fn is_retryable(&self) -> bool {
-        matches!(
-            self.code(),
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted
-        )
+        matches!(self.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted)
     }
 }

@@ -6,10 +6,10 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, linear_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
 
 /// Labels naming a model.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -177,12 +177,36 @@ impl Metrics {
         r.register("triage_conversations_started", "Conversations started by tenant", m.conversations_started.clone());
         r.register("triage_turns", "Turns answered by tenant", m.turns.clone());
         r.register("triage_escalations", "Escalations by new model and tenant", m.escalations.clone());
-        r.register("triage_downgrades", "Failovers from the chosen model to the one that answered", m.downgrades.clone());
-        r.register("triage_classifier_outcomes", "Classifier outcomes (ok, cache_hit, timeout, unavailable)", m.classifier_outcomes.clone());
-        r.register("triage_breaker_state", "Circuit breaker per model: 0 closed, 1 half-open, 2 open", m.breaker_state.clone());
-        r.register("triage_budget_remaining_ratio", "Remaining budget fraction per scope and window", m.budget_remaining.clone());
-        r.register("triage_policy_reload_failures", "Policy reloads rejected; the last good policy kept serving", m.policy_reload_failures.clone());
-        r.register("triage_model_version_drift", "Replies whose reported model differs from the pinned version", m.version_drift.clone());
+        r.register(
+            "triage_downgrades",
+            "Failovers from the chosen model to the one that answered",
+            m.downgrades.clone(),
+        );
+        r.register(
+            "triage_classifier_outcomes",
+            "Classifier outcomes (ok, cache_hit, timeout, unavailable)",
+            m.classifier_outcomes.clone(),
+        );
+        r.register(
+            "triage_breaker_state",
+            "Circuit breaker per model: 0 closed, 1 half-open, 2 open",
+            m.breaker_state.clone(),
+        );
+        r.register(
+            "triage_budget_remaining_ratio",
+            "Remaining budget fraction per scope and window",
+            m.budget_remaining.clone(),
+        );
+        r.register(
+            "triage_policy_reload_failures",
+            "Policy reloads rejected; the last good policy kept serving",
+            m.policy_reload_failures.clone(),
+        );
+        r.register(
+            "triage_model_version_drift",
+            "Replies whose reported model differs from the pinned version",
+            m.version_drift.clone(),
+        );
         r.register("triage_deprecated_model_calls", "Calls to deprecated models", m.deprecated_calls.clone());
         r.register("triage_feedback", "Caller feedback by model and outcome", m.feedback.clone());
         r.register("triage_satisfaction", "User satisfaction (0-10) by model", m.satisfaction.clone());
@@ -211,7 +235,10 @@ pub fn router() -> axum::Router {
     axum::Router::new().route(
         "/metrics",
         axum::routing::get(|| async {
-            ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], global().encode())
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                global().encode(),
+            )
         }),
     )
 }

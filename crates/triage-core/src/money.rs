@@ -75,7 +75,8 @@ mod tests {
     #[test]
     fn seed_prices() {
         // Claude 3.5 Sonnet output: $15 / Mtok; 180 tokens -> $0.0027.
-        let p = Price { input_per_mtok: Micros(3_000_000), output_per_mtok: Micros(15_000_000), per_request: Micros(0) };
+        let p =
+            Price { input_per_mtok: Micros(3_000_000), output_per_mtok: Micros(15_000_000), per_request: Micros(0) };
         assert_eq!(p.cost(0, 180), Micros(2_700));
         // Mixtral on Groq: $0.24 / Mtok output; 180 tokens -> 43.2 micro-dollars, rounded up.
         let m = Price { input_per_mtok: Micros(240_000), output_per_mtok: Micros(240_000), per_request: Micros(0) };

@@ -22,10 +22,7 @@ pub(crate) enum ChatTemplate {
 
 impl ChatTemplate {
     pub(crate) fn detect(template: Option<&str>, tokenizer: &GgufTokenizer) -> Result<Self> {
-        let ids = (
-            tokenizer.token_to_id(IM_START),
-            tokenizer.token_to_id(IM_END),
-        );
+        let ids = (tokenizer.token_to_id(IM_START), tokenizer.token_to_id(IM_END));
         match template {
             Some(t) if t.contains(IM_START) && t.contains(IM_END) => {
                 let (Some(im_start), Some(im_end)) = ids else {
@@ -33,11 +30,7 @@ impl ChatTemplate {
                         "ChatML template but the vocabulary lacks <|im_start|>/<|im_end|>".into(),
                     ));
                 };
-                Ok(Self::ChatMl {
-                    im_start,
-                    im_end,
-                    default_system: chatml_default_system(t),
-                })
+                Ok(Self::ChatMl { im_start, im_end, default_system: chatml_default_system(t) })
             }
             Some(t) => Err(Error::UnsupportedChatTemplate(format!(
                 "only ChatML (<|im_start|>/<|im_end|>) templates are supported; got `{}`",
@@ -45,11 +38,7 @@ impl ChatTemplate {
             ))),
             // Older conversions drop the template; the vocabulary still tells ChatML models apart.
             None => match ids {
-                (Some(im_start), Some(im_end)) => Ok(Self::ChatMl {
-                    im_start,
-                    im_end,
-                    default_system: None,
-                }),
+                (Some(im_start), Some(im_end)) => Ok(Self::ChatMl { im_start, im_end, default_system: None }),
                 _ => Err(Error::UnsupportedChatTemplate(
                     "the model has no tokenizer.chat_template and no ChatML tokens".into(),
                 )),
@@ -65,16 +54,9 @@ impl ChatTemplate {
 
     /// Token ids of one whole turn. Turns are independent token runs (control tokens split
     /// them), so a prompt's length is the sum of its turns.
-    pub(crate) fn encode_turn(
-        &self,
-        tokenizer: &GgufTokenizer,
-        role: ChatRole,
-        content: &str,
-    ) -> Result<Vec<u32>> {
+    pub(crate) fn encode_turn(&self, tokenizer: &GgufTokenizer, role: ChatRole, content: &str) -> Result<Vec<u32>> {
         match self {
-            Self::ChatMl {
-                im_start, im_end, ..
-            } => {
+            Self::ChatMl { im_start, im_end, .. } => {
                 let mut ids = vec![*im_start];
                 ids.extend(tokenizer.encode(&format!("{}\n{content}", role.as_str()))?);
                 ids.push(*im_end);
@@ -158,18 +140,12 @@ mod tests {
         let smol = ChatTemplate::detect(Some(SMOLLM2), &tok).unwrap();
         assert_eq!(
             smol,
-            ChatTemplate::ChatMl {
-                im_start: 1,
-                im_end: 2,
-                default_system: chatml_default_system(SMOLLM2),
-            }
+            ChatTemplate::ChatMl { im_start: 1, im_end: 2, default_system: chatml_default_system(SMOLLM2) }
         );
         assert_eq!(smol.end_of_turn_ids(), [2]);
-        assert_eq!(
-            ChatTemplate::detect(None, &tok).unwrap().default_system(),
-            None
-        );
-        let llama3 = "{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>{% endfor %}";
+        assert_eq!(ChatTemplate::detect(None, &tok).unwrap().default_system(), None);
+        let llama3 =
+            "{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>{% endfor %}";
         let err = ChatTemplate::detect(Some(llama3), &tok).unwrap_err();
         assert!(matches!(err, Error::UnsupportedChatTemplate(_)), "{err}");
         assert!(err.to_string().contains("ChatML"), "{err}");

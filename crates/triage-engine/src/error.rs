@@ -33,21 +33,13 @@ pub enum Error {
     InvalidRequest(String),
 
     /// Even after dropping every droppable message the prompt leaves no room to generate.
-    #[error(
-        "prompt of {prompt_tokens} tokens does not fit the context window of {context_window} tokens"
-    )]
-    ContextOverflow {
-        prompt_tokens: u32,
-        context_window: u32,
-    },
+    #[error("prompt of {prompt_tokens} tokens does not fit the context window of {context_window} tokens")]
+    ContextOverflow { prompt_tokens: u32, context_window: u32 },
 
     /// The `on_token` callback asked to stop. Token counts are carried so callers can still
     /// account for the work that was done.
     #[error("generation cancelled after {output_tokens} tokens")]
-    Cancelled {
-        input_tokens: u32,
-        output_tokens: u32,
-    },
+    Cancelled { input_tokens: u32, output_tokens: u32 },
 
     #[cfg(feature = "mistralrs")]
     #[error("mistral.rs: {0}")]
@@ -58,10 +50,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn metadata(key: &str, reason: impl std::fmt::Display) -> Self {
-        Self::Metadata {
-            key: key.to_owned(),
-            reason: reason.to_string(),
-        }
+        Self::Metadata { key: key.to_owned(), reason: reason.to_string() }
     }
 }
 

@@ -66,10 +66,8 @@ impl GgufTokenizer {
             None => vec![1; tokens.len()],
         };
         let eos_token_id = md_u32(md, "tokenizer.ggml.eos_token_id")?;
-        let bos_token_id = md
-            .get("tokenizer.ggml.bos_token_id")
-            .map(|v| value_u32(v, "tokenizer.ggml.bos_token_id"))
-            .transpose()?;
+        let bos_token_id =
+            md.get("tokenizer.ggml.bos_token_id").map(|v| value_u32(v, "tokenizer.ggml.bos_token_id")).transpose()?;
         let add_bos_token = match md.get("tokenizer.ggml.add_bos_token") {
             Some(Value::Bool(b)) => *b,
             _ => false,
@@ -83,8 +81,7 @@ impl GgufTokenizer {
 
         let mut vocab = Vocab::default();
         for (id, token) in tokens.iter().enumerate() {
-            let id = u32::try_from(id)
-                .map_err(|_| Error::metadata("tokenizer.ggml.tokens", "vocabulary too large"))?;
+            let id = u32::try_from(id).map_err(|_| Error::metadata("tokenizer.ggml.tokens", "vocabulary too large"))?;
             vocab.insert(String::clone(token), id);
         }
         let merges = merges
@@ -92,20 +89,14 @@ impl GgufTokenizer {
             .map(|m| {
                 m.split_once(' ')
                     .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                    .ok_or_else(|| {
-                        Error::metadata("tokenizer.ggml.merges", format!("malformed merge `{m}`"))
-                    })
+                    .ok_or_else(|| Error::metadata("tokenizer.ggml.merges", format!("malformed merge `{m}`")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let bpe =
+            BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| Error::Tokenizer(e.to_string()))?;
 
         let mut tokenizer = Tokenizer::new(bpe);
-        let pre = md
-            .get("tokenizer.ggml.pre")
-            .and_then(|v| v.to_string().ok());
+        let pre = md.get("tokenizer.ggml.pre").and_then(|v| v.to_string().ok());
         tokenizer.with_pre_tokenizer(Some(pre_tokenizer(pre.map(String::as_str))));
         tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
 
@@ -137,13 +128,7 @@ impl GgufTokenizer {
             })
             .collect();
 
-        Ok(Self {
-            tokenizer,
-            token_bytes,
-            bos_token_id,
-            eos_token_id,
-            add_bos_token,
-        })
+        Ok(Self { tokenizer, token_bytes, bos_token_id, eos_token_id, add_bos_token })
     }
 
     /// Encodes plain text; control tokens spelled out in `text` are encoded as ordinary text.
@@ -180,10 +165,7 @@ impl GgufTokenizer {
     }
 
     fn bytes_of(&self, id: u32) -> &[u8] {
-        usize::try_from(id)
-            .ok()
-            .and_then(|i| self.token_bytes.get(i))
-            .map_or(&[], Vec::as_slice)
+        usize::try_from(id).ok().and_then(|i| self.token_bytes.get(i)).map_or(&[], Vec::as_slice)
     }
 
     #[cfg(test)]
@@ -243,9 +225,9 @@ fn pre_tokenizer(pre: Option<&str>) -> PreTokenizerWrapper {
     match pre {
         // Mirrors llama.cpp's pre-tokenizer groups: these split every digit on its own, then
         // apply the GPT-2 regex.
-        Some(
-            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b",
-        ) => Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into(),
+        Some("smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b") => {
+            Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
+        }
         None | Some("default" | "gpt2" | "gpt-2" | "mpt" | "olmo" | "jais") => byte_level.into(),
         Some(other) => {
             tracing::warn!(
@@ -295,10 +277,7 @@ fn md_get<'a>(md: &'a Metadata, key: &str) -> Result<&'a Value> {
 }
 
 pub(crate) fn md_string<'a>(md: &'a Metadata, key: &str) -> Result<&'a str> {
-    md_get(md, key)?
-        .to_string()
-        .map(String::as_str)
-        .map_err(|e| Error::metadata(key, e))
+    md_get(md, key)?.to_string().map(String::as_str).map_err(|e| Error::metadata(key, e))
 }
 
 pub(crate) fn md_u32(md: &Metadata, key: &str) -> Result<u32> {
@@ -318,9 +297,7 @@ fn int_array(v: &Value, key: &str) -> Result<Vec<i32>> {
     v.to_vec()
         .map_err(|e| Error::metadata(key, e))?
         .iter()
-        .map(|v| {
-            value_i64(v, key).and_then(|i| i32::try_from(i).map_err(|e| Error::metadata(key, e)))
-        })
+        .map(|v| value_i64(v, key).and_then(|i| i32::try_from(i).map_err(|e| Error::metadata(key, e))))
         .collect()
 }
 
@@ -340,10 +317,7 @@ fn value_i64(v: &Value, key: &str) -> Result<i64> {
         Value::I64(x) => *x,
         Value::U64(x) => i64::try_from(*x).map_err(|e| Error::metadata(key, e))?,
         other => {
-            return Err(Error::metadata(
-                key,
-                format!("expected an integer, got {:?}", other.value_type()),
-            ));
+            return Err(Error::metadata(key, format!("expected an integer, got {:?}", other.value_type())));
         }
     };
     Ok(out)
@@ -361,9 +335,7 @@ pub(crate) mod tests {
             v.sort_unstable();
             v.into_iter().map(|(_, c)| c).collect()
         };
-        let mut tokens: Vec<String> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-            .map(String::from)
-            .to_vec();
+        let mut tokens: Vec<String> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"].map(String::from).to_vec();
         tokens.extend(byte_chars.iter().map(|c| c.to_string()));
         tokens.extend(["us", "use", "user"].map(String::from));
         let mut types = vec![TOKEN_TYPE_CONTROL; 3];
@@ -372,18 +344,12 @@ pub(crate) mod tests {
 
         let mut md = Metadata::new();
         md.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
-        md.insert(
-            "tokenizer.ggml.tokens".into(),
-            Value::Array(tokens.into_iter().map(Value::String).collect()),
-        );
+        md.insert("tokenizer.ggml.tokens".into(), Value::Array(tokens.into_iter().map(Value::String).collect()));
         md.insert(
             "tokenizer.ggml.merges".into(),
             Value::Array(merges.iter().map(|m| Value::String((*m).into())).collect()),
         );
-        md.insert(
-            "tokenizer.ggml.token_type".into(),
-            Value::Array(types.into_iter().map(Value::I32).collect()),
-        );
+        md.insert("tokenizer.ggml.token_type".into(), Value::Array(types.into_iter().map(Value::I32).collect()));
         md.insert("tokenizer.ggml.eos_token_id".into(), Value::U32(2));
         md.insert("tokenizer.ggml.bos_token_id".into(), Value::U32(1));
         md
@@ -427,11 +393,7 @@ pub(crate) mod tests {
         let ids = tok.encode(text).unwrap();
         let mut dec = IncrementalDecoder::default();
         let pieces: Vec<String> = ids.iter().map(|&id| dec.push(&tok, id)).collect();
-        assert!(
-            pieces
-                .iter()
-                .all(|p| std::str::from_utf8(p.as_bytes()).is_ok())
-        );
+        assert!(pieces.iter().all(|p| std::str::from_utf8(p.as_bytes()).is_ok()));
         assert_eq!(pieces.concat() + &dec.finish(), text);
     }
 
@@ -439,11 +401,9 @@ pub(crate) mod tests {
     fn invalid_utf8_matches_lossy_decoding() {
         let tok = GgufTokenizer::from_metadata(&tiny_metadata()).unwrap();
         // In the tiny vocabulary byte `b` is token `3 + b`.
-        for bytes in [
-            &[0xC3, b'a', 0x80, 0xF0, 0x9F][..],
-            &[0x80, 0x80, 0xE2, 0x82][..],
-            &[0xF0, 0x9F, 0x9A, 0x80, 0xFF][..],
-        ] {
+        for bytes in
+            [&[0xC3, b'a', 0x80, 0xF0, 0x9F][..], &[0x80, 0x80, 0xE2, 0x82][..], &[0xF0, 0x9F, 0x9A, 0x80, 0xFF][..]]
+        {
             let ids: Vec<u32> = bytes.iter().map(|&b| 3 + u32::from(b)).collect();
             assert_eq!(tok.decode(&ids), String::from_utf8_lossy(bytes));
         }
@@ -453,9 +413,6 @@ pub(crate) mod tests {
     fn rejects_non_bpe_tokenizers() {
         let mut md = tiny_metadata();
         md.insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
-        assert!(matches!(
-            GgufTokenizer::from_metadata(&md),
-            Err(Error::UnsupportedTokenizer(_))
-        ));
+        assert!(matches!(GgufTokenizer::from_metadata(&md), Err(Error::UnsupportedTokenizer(_))));
     }
 }

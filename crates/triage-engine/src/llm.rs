@@ -48,10 +48,7 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: ChatRole, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
-        }
+        Self { role, content: content.into() }
     }
 
     pub fn system(content: impl Into<String>) -> Self {
@@ -79,12 +76,7 @@ pub struct GenerateParams {
 
 impl Default for GenerateParams {
     fn default() -> Self {
-        Self {
-            max_tokens: 256,
-            temperature: None,
-            seed: 0,
-            stop: Vec::new(),
-        }
+        Self { max_tokens: 256, temperature: None, seed: 0, stop: Vec::new() }
     }
 }
 
@@ -146,10 +138,7 @@ impl LocalLlm {
     /// Reads a llama-architecture GGUF file: weights, tokenizer and chat template.
     pub fn load(path: &Path) -> Result<LocalLlm> {
         let started = Instant::now();
-        let io_err = |source| Error::Io {
-            path: path.to_owned(),
-            source,
-        };
+        let io_err = |source| Error::Io { path: path.to_owned(), source };
         let mut file = File::open(path).map_err(io_err)?;
         let content = gguf_file::Content::read(&mut file).map_err(|e| e.with_path(path))?;
         let md = &content.metadata;
@@ -159,20 +148,15 @@ impl LocalLlm {
             return Err(Error::UnsupportedArchitecture(arch.to_owned()));
         }
         let tokenizer = GgufTokenizer::from_metadata(md)?;
-        let template_src = md
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok())
-            .map(String::as_str);
+        let template_src = md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).map(String::as_str);
         let template = ChatTemplate::detect(template_src, &tokenizer)?;
         // The rotary tables quantized_llama precomputes stop at MAX_SEQ_LEN, whatever the
         // model was trained for; positions past it would fail mid-generation.
         let trained_context = md_u32(md, "llama.context_length")?;
         let context_window = trained_context.min(u32::try_from(MAX_SEQ_LEN).unwrap_or(u32::MAX));
 
-        let default_system_ids = template
-            .default_system()
-            .map(|s| template.encode_turn(&tokenizer, ChatRole::System, s))
-            .transpose()?;
+        let default_system_ids =
+            template.default_system().map(|s| template.encode_turn(&tokenizer, ChatRole::System, s)).transpose()?;
         let generation_prompt_ids = template.generation_prompt(&tokenizer)?;
         let mut stop_token_ids = template.end_of_turn_ids();
         stop_token_ids.push(tokenizer.eos_token_id());
@@ -275,9 +259,7 @@ impl LocalLlm {
         let prefill_elapsed = started.elapsed();
 
         let sampling = match params.temperature {
-            Some(t) if t > 0.0 && t.is_finite() => Sampling::All {
-                temperature: f64::from(t),
-            },
+            Some(t) if t > 0.0 && t.is_finite() => Sampling::All { temperature: f64::from(t) },
             _ => Sampling::ArgMax,
         };
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
@@ -288,11 +270,7 @@ impl LocalLlm {
             let mut step = logits.squeeze(0)?;
             if !generated.is_empty() {
                 let recent = &generated[generated.len().saturating_sub(REPEAT_LAST_N)..];
-                step = candle_transformers::utils::apply_repeat_penalty(
-                    &step,
-                    REPEAT_PENALTY,
-                    recent,
-                )?;
+                step = candle_transformers::utils::apply_repeat_penalty(&step, REPEAT_PENALTY, recent)?;
             }
             let next = sampler.sample(&step)?;
             generated.push(next);
@@ -301,10 +279,7 @@ impl LocalLlm {
             }
             let released = stops.push(&decoder.push(&self.tokenizer, next));
             if !released.text.is_empty() && !on_token(&released.text) {
-                return Err(Error::Cancelled {
-                    input_tokens,
-                    output_tokens: saturating_u32(generated.len()),
-                });
+                return Err(Error::Cancelled { input_tokens, output_tokens: saturating_u32(generated.len()) });
             }
             if released.stopped {
                 break StopReason::StopSequence;
@@ -340,25 +315,14 @@ impl LocalLlm {
             ?stop_reason,
             "generated"
         );
-        Ok(Generation {
-            text: stops.into_text(),
-            input_tokens,
-            output_tokens,
-            stop_reason,
-        })
+        Ok(Generation { text: stops.into_text(), input_tokens, output_tokens, stop_reason })
     }
 
     fn encode_turns(&self, messages: &[ChatMessage]) -> Result<Vec<Vec<u32>>> {
         if messages.is_empty() {
             return Err(Error::InvalidRequest("no messages".into()));
         }
-        messages
-            .iter()
-            .map(|m| {
-                self.template
-                    .encode_turn(&self.tokenizer, m.role, &m.content)
-            })
-            .collect()
+        messages.iter().map(|m| self.template.encode_turn(&self.tokenizer, m.role, &m.content)).collect()
     }
 
     /// Tokens the template puts before the first message: BOS and the default system turn,
@@ -368,10 +332,7 @@ impl LocalLlm {
             Some(ChatRole::System) => None,
             _ => self.default_system_ids.as_deref(),
         };
-        self.tokenizer
-            .bos_prefix()
-            .into_iter()
-            .chain(default_system.into_iter().flatten().copied())
+        self.tokenizer.bos_prefix().into_iter().chain(default_system.into_iter().flatten().copied())
     }
 
     fn prefix_len(&self, first: Option<ChatRole>) -> usize {
@@ -386,12 +347,7 @@ impl LocalLlm {
         let budget = window.saturating_sub(max_tokens as usize);
         let last = messages.len() - 1;
         let mut keep = vec![true; messages.len()];
-        let first_kept = |keep: &[bool]| {
-            keep.iter()
-                .position(|&k| k)
-                .and_then(|i| messages.get(i))
-                .map(|m| m.role)
-        };
+        let first_kept = |keep: &[bool]| keep.iter().position(|&k| k).and_then(|i| messages.get(i)).map(|m| m.role);
         let mut body: usize = turns.iter().map(Vec::len).sum();
         let fixed = self.generation_prompt_ids.len();
         let mut total = self.prefix_len(first_kept(&keep)) + body + fixed;
@@ -425,10 +381,7 @@ impl LocalLlm {
         }
         tokens.extend_from_slice(&self.generation_prompt_ids);
         let room = saturating_u32(window - tokens.len());
-        Ok(Prompt {
-            tokens,
-            max_new_tokens: max_tokens.min(room),
-        })
+        Ok(Prompt { tokens, max_new_tokens: max_tokens.min(room) })
     }
 }
 

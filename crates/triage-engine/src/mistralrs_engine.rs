@@ -4,9 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use mistralrs::{
-    Constraint, GgufModelBuilder, Model, RequestBuilder, TextMessageRole, TokenSource,
-};
+use mistralrs::{Constraint, GgufModelBuilder, Model, RequestBuilder, TextMessageRole, TokenSource};
 
 use crate::error::{Error, Result};
 use crate::llm::{ChatMessage, ChatRole, Generation, StopReason};
@@ -21,9 +19,7 @@ pub struct MistralRsLlm {
 
 impl std::fmt::Debug for MistralRsLlm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MistralRsLlm")
-            .field("model_id", &self.model_id)
-            .finish_non_exhaustive()
+        f.debug_struct("MistralRsLlm").field("model_id", &self.model_id).finish_non_exhaustive()
     }
 }
 
@@ -41,21 +37,16 @@ impl MistralRsLlm {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
-        let model_id = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| file_name.clone());
+        let model_id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| file_name.clone());
 
         // TokenSource::None: everything is local, and no Hugging Face token should be read.
-        let mut builder = GgufModelBuilder::new(dir.to_string_lossy(), vec![file_name])
-            .with_token_source(TokenSource::None);
+        let mut builder =
+            GgufModelBuilder::new(dir.to_string_lossy(), vec![file_name]).with_token_source(TokenSource::None);
         if force_cpu {
             builder = builder.with_force_cpu();
         }
-        let model = builder
-            .build()
-            .await
-            .map_err(|e| Error::MistralRs(format!("loading {}: {e:#}", path.display())))?;
+        let model =
+            builder.build().await.map_err(|e| Error::MistralRs(format!("loading {}: {e:#}", path.display())))?;
         tracing::info!(
             model_id,
             path = %path.display(),
@@ -89,17 +80,10 @@ impl MistralRsLlm {
         if let Some(schema) = json_schema {
             request = request.set_constraint(Constraint::JsonSchema(schema));
         }
-        let response = self
-            .model
-            .send_chat_request(request)
-            .await
-            .map_err(|e| Error::MistralRs(e.to_string()))?;
+        let response = self.model.send_chat_request(request).await.map_err(|e| Error::MistralRs(e.to_string()))?;
         let usage = response.usage;
-        let choice = response
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::MistralRs("response has no choices".into()))?;
+        let choice =
+            response.choices.into_iter().next().ok_or_else(|| Error::MistralRs("response has no choices".into()))?;
         let stop_reason = match choice.finish_reason.as_str() {
             "length" => StopReason::MaxTokens,
             "stop" | "tool_calls" => StopReason::EndTurn,

@@ -19,18 +19,9 @@ pub(crate) struct Released {
 
 impl<'a> StopMatcher<'a> {
     pub(crate) fn new(stops: &'a [String]) -> Self {
-        let stops: Vec<&str> = stops
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let stops: Vec<&str> = stops.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
         let max_stop_len = stops.iter().map(|s| s.len()).max().unwrap_or(0);
-        Self {
-            stops,
-            max_stop_len,
-            text: String::new(),
-            emitted: 0,
-        }
+        Self { stops, max_stop_len, text: String::new(), emitted: 0 }
     }
 
     pub(crate) fn push(&mut self, piece: &str) -> Released {
@@ -44,19 +35,13 @@ impl<'a> StopMatcher<'a> {
             let text = self.text[self.emitted..end].to_owned();
             self.text.truncate(end);
             self.emitted = end;
-            return Released {
-                text,
-                stopped: true,
-            };
+            return Released { text, stopped: true };
         }
         let hold = self.partial_match_len();
         let end = self.text.len() - hold;
         let text = self.text[self.emitted..end].to_owned();
         self.emitted = end;
-        Released {
-            text,
-            stopped: false,
-        }
+        Released { text, stopped: false }
     }
 
     /// Releases the held-back tail once generation is over.

@@ -17,11 +17,7 @@ fn find_model() -> Option<PathBuf> {
     if let Ok(home) = std::env::var("TRIAGE_HOME") {
         candidates.push(Path::new(&home).join("models").join(RELATIVE));
     }
-    candidates.push(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../models")
-            .join(RELATIVE),
-    );
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(RELATIVE));
     candidates.push(Path::new("/work/main/models").join(RELATIVE));
     candidates.into_iter().find(|p| p.is_file())
 }
@@ -35,11 +31,7 @@ fn smollm2_answers_and_round_trips() {
 
     let started = Instant::now();
     let llm = LocalLlm::load(&path).unwrap();
-    eprintln!(
-        "smollm2: loaded {} in {:.0?}",
-        llm.model_id(),
-        started.elapsed()
-    );
+    eprintln!("smollm2: loaded {} in {:.0?}", llm.model_id(), started.elapsed());
     assert_eq!(llm.model_id(), "SmolLM2-135M-Instruct.Q4_1");
     // 8192 trained, capped at the 4096 positions candle's quantized llama supports.
     assert_eq!(llm.context_window(), 4096);
@@ -59,17 +51,12 @@ fn smollm2_answers_and_round_trips() {
 
     let question = ChatMessage::user("What is the capital of France?");
     // The template injects SmolLM's default system prompt when there is none.
-    let explicit = [
-        ChatMessage::system("You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
-        question.clone(),
-    ];
+    let explicit =
+        [ChatMessage::system("You are a helpful AI assistant named SmolLM, trained by Hugging Face"), question.clone()];
     let counted = llm.count_tokens(std::slice::from_ref(&question)).unwrap();
     assert_eq!(counted, llm.count_tokens(&explicit).unwrap());
 
-    let params = GenerateParams {
-        max_tokens: 24,
-        ..GenerateParams::default()
-    };
+    let params = GenerateParams { max_tokens: 24, ..GenerateParams::default() };
     let mut first_piece = None;
     let started = Instant::now();
     let g = llm
@@ -83,10 +70,7 @@ fn smollm2_answers_and_round_trips() {
     assert_eq!(g.input_tokens, counted);
     assert!(g.input_tokens > 5);
     assert!(g.output_tokens >= 1 && g.output_tokens <= 24);
-    assert!(matches!(
-        g.stop_reason,
-        StopReason::EndTurn | StopReason::MaxTokens
-    ));
+    assert!(matches!(g.stop_reason, StopReason::EndTurn | StopReason::MaxTokens));
     let letters = g.text.chars().filter(char::is_ascii_alphabetic).count();
     assert!(letters >= 3, "expected English text, got {:?}", g.text);
 
@@ -103,8 +87,6 @@ fn smollm2_answers_and_round_trips() {
         f64::from(g.output_tokens.saturating_sub(1)) / decode.max(1e-9),
     );
 
-    let again = llm
-        .generate(std::slice::from_ref(&question), &params, &mut |_| true)
-        .unwrap();
+    let again = llm.generate(std::slice::from_ref(&question), &params, &mut |_| true).unwrap();
     assert_eq!(again, g, "greedy decoding is deterministic across calls");
 }

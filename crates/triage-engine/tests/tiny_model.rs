@@ -17,10 +17,7 @@ fn model() -> &'static LocalLlm {
 }
 
 fn greedy(max_tokens: u32) -> GenerateParams {
-    GenerateParams {
-        max_tokens,
-        ..GenerateParams::default()
-    }
+    GenerateParams { max_tokens, ..GenerateParams::default() }
 }
 
 /// Runs `generate` and checks the streamed pieces add up to the final text.
@@ -69,10 +66,7 @@ fn counts_chatml_tokens_exactly() {
     let with_system = [ChatMessage::system("be brief"), ChatMessage::user("hi")];
     assert_eq!(m.count_tokens(&with_system).unwrap(), 13 + 7 + 11);
     // Control tokens typed by a user are plain text (10 bytes), not a forged end of turn.
-    assert_eq!(
-        m.count_tokens(&[ChatMessage::user("<|im_end|>")]).unwrap(),
-        5 + 10 + 11
-    );
+    assert_eq!(m.count_tokens(&[ChatMessage::user("<|im_end|>")]).unwrap(), 5 + 10 + 11);
 }
 
 #[test]
@@ -88,27 +82,15 @@ fn greedy_generation_respects_max_tokens_and_is_deterministic() {
     let messages = [ChatMessage::user("hello there")];
     let first = generate(&messages, &greedy(12));
     assert_budget_respected(&first, 12);
-    assert_eq!(
-        first.input_tokens,
-        model().count_tokens(&messages).unwrap(),
-        "no truncation for a short prompt"
-    );
+    assert_eq!(first.input_tokens, model().count_tokens(&messages).unwrap(), "no truncation for a short prompt");
     let again = generate(&messages, &greedy(12));
-    assert_eq!(
-        first, again,
-        "a fresh KV cache per call makes greedy repeatable"
-    );
+    assert_eq!(first, again, "a fresh KV cache per call makes greedy repeatable");
 }
 
 #[test]
 fn seeded_sampling_is_repeatable() {
     let messages = [ChatMessage::user("sample me")];
-    let params = |seed| GenerateParams {
-        max_tokens: 16,
-        temperature: Some(1.0),
-        seed,
-        stop: vec![],
-    };
+    let params = |seed| GenerateParams { max_tokens: 16, temperature: Some(1.0), seed, stop: vec![] };
     let a = generate(&messages, &params(7));
     assert_budget_respected(&a, 16);
     assert_eq!(a, generate(&messages, &params(7)));
@@ -178,31 +160,14 @@ fn truncates_oldest_turns_keeping_system_and_last() {
 #[test]
 fn oversized_last_message_is_an_error_not_a_panic() {
     let long = "x".repeat(300);
-    let err = model()
-        .generate(&[ChatMessage::user(long)], &greedy(4), &mut |_| true)
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::ContextOverflow {
-                context_window: 128,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let err = model().generate(&[ChatMessage::user(long)], &greedy(4), &mut |_| true).unwrap_err();
+    assert!(matches!(err, Error::ContextOverflow { context_window: 128, .. }), "{err}");
 }
 
 #[test]
 fn empty_conversation_is_rejected() {
-    assert!(matches!(
-        model().count_tokens(&[]),
-        Err(Error::InvalidRequest(_))
-    ));
-    assert!(matches!(
-        model().generate(&[], &greedy(4), &mut |_| true),
-        Err(Error::InvalidRequest(_))
-    ));
+    assert!(matches!(model().count_tokens(&[]), Err(Error::InvalidRequest(_))));
+    assert!(matches!(model().generate(&[], &greedy(4), &mut |_| true), Err(Error::InvalidRequest(_))));
 }
 
 #[test]
@@ -210,17 +175,11 @@ fn stop_sequence_cuts_the_text_before_it() {
     let messages = [ChatMessage::user("stop somewhere")];
     let full = generate(&messages, &greedy(40));
     let chars: Vec<char> = full.text.chars().collect();
-    assert!(
-        chars.len() >= 6,
-        "need some text to pick a stop from: {full:?}"
-    );
+    assert!(chars.len() >= 6, "need some text to pick a stop from: {full:?}");
     let stop: String = chars[3..5].iter().collect();
     let cut = &full.text[..full.text.find(&stop).unwrap()];
 
-    let params = GenerateParams {
-        stop: vec!["never appears \u{1}".into(), stop.clone()],
-        ..greedy(40)
-    };
+    let params = GenerateParams { stop: vec!["never appears \u{1}".into(), stop.clone()], ..greedy(40) };
     let g = generate(&messages, &params);
     assert_eq!(g.stop_reason, StopReason::StopSequence);
     assert_eq!(g.text, cut);
@@ -238,10 +197,7 @@ fn callback_returning_false_cancels() {
         .unwrap_err();
     assert_eq!(pieces, 1);
     match err {
-        Error::Cancelled {
-            input_tokens,
-            output_tokens,
-        } => {
+        Error::Cancelled { input_tokens, output_tokens } => {
             assert!(input_tokens > 0);
             assert!((1..40).contains(&output_tokens));
         }
@@ -268,10 +224,8 @@ fn load_errors_are_reported() {
 #[test]
 fn fixture_generator_reproduces_an_equivalent_model() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_tiny_gguf.py");
-    let has_gguf = std::process::Command::new("python3")
-        .args(["-c", "import gguf"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let has_gguf =
+        std::process::Command::new("python3").args(["-c", "import gguf"]).output().is_ok_and(|o| o.status.success());
     if !has_gguf {
         eprintln!("skipping: python3 with the `gguf` package is not available");
         return;
@@ -279,27 +233,14 @@ fn fixture_generator_reproduces_an_equivalent_model() {
     let dir = std::env::temp_dir().join(format!("triage-engine-gen-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("tiny-llama.gguf");
-    let run = std::process::Command::new("python3")
-        .arg(&script)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let run = std::process::Command::new("python3").arg(&script).arg(&out).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let regenerated = LocalLlm::load(&out).unwrap();
     let messages = [ChatMessage::system("be brief"), ChatMessage::user("hi")];
-    assert_eq!(
-        regenerated.count_tokens(&messages).unwrap(),
-        model().count_tokens(&messages).unwrap()
-    );
+    assert_eq!(regenerated.count_tokens(&messages).unwrap(), model().count_tokens(&messages).unwrap());
     let params = greedy(8);
     assert_eq!(
-        regenerated
-            .generate(&messages, &params, &mut |_| true)
-            .unwrap(),
+        regenerated.generate(&messages, &params, &mut |_| true).unwrap(),
         model().generate(&messages, &params, &mut |_| true).unwrap(),
         "same seed, same weights"
     );

@@ -89,12 +89,8 @@ impl DecisionLog {
         rec.feedback = Some(fb);
         let json = serde_json::to_string(&rec).map_err(|e| Error::Store(e.to_string()))?;
         let mut redis = self.redis.clone();
-        let _: () = redis::cmd("SET")
-            .arg(self.key(&rec.request_id))
-            .arg(json)
-            .arg("KEEPTTL")
-            .query_async(&mut redis)
-            .await?;
+        let _: () =
+            redis::cmd("SET").arg(self.key(&rec.request_id)).arg(json).arg("KEEPTTL").query_async(&mut redis).await?;
         Ok(Some(rec.model))
     }
 }

@@ -3,14 +3,14 @@
 
 use crate::idempotency::{Claim, Idempotency};
 use crate::lock::ConversationLock;
-use crate::{validate, Error, Gateway, Result};
+use crate::{Error, Gateway, Result, validate};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::Instrument;
-use triage_core::{now_unix_ms, Micros, Tier};
+use triage_core::{Micros, Tier, now_unix_ms};
 use triage_proto::pb;
 
 mod steps;
@@ -69,7 +69,11 @@ impl Gateway {
 
     /// Answers one turn as a stream: deltas, then one `done` chunk with the metadata. The
     /// flow runs to completion (and is accounted for) even if the caller goes away.
-    pub fn route_stream(self: &Arc<Self>, tenant: String, req: pb::RouteRequest) -> mpsc::Receiver<Result<pb::RouteChunk>> {
+    pub fn route_stream(
+        self: &Arc<Self>,
+        tenant: String,
+        req: pb::RouteRequest,
+    ) -> mpsc::Receiver<Result<pb::RouteChunk>> {
         let (tx, rx) = mpsc::channel(64);
         let gw = self.clone();
         tokio::spawn(

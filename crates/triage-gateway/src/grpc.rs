@@ -53,7 +53,10 @@ type ChunkStream = Pin<Box<dyn futures::Stream<Item = Result<pb::RouteChunk, ton
 
 #[tonic::async_trait]
 impl pb::router_server::Router for RouterServer {
-    async fn route(&self, request: tonic::Request<pb::RouteRequest>) -> Result<tonic::Response<pb::RouteResponse>, tonic::Status> {
+    async fn route(
+        &self,
+        request: tonic::Request<pb::RouteRequest>,
+    ) -> Result<tonic::Response<pb::RouteResponse>, tonic::Status> {
         let span = server_span("Router/Route", request.metadata());
         let tenant = self.tenant(&request);
         let resp = self.gateway.route(&tenant, request.into_inner()).instrument(span).await?;

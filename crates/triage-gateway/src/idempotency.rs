@@ -87,7 +87,8 @@ impl Idempotency {
     /// Frees the id after a failure, so the caller may retry it.
     pub(crate) async fn abandon(&self, tenant: &str, request_id: &str) {
         let mut redis = self.redis.clone();
-        let res: redis::RedisResult<()> = redis::cmd("DEL").arg(self.key(tenant, request_id)).query_async(&mut redis).await;
+        let res: redis::RedisResult<()> =
+            redis::cmd("DEL").arg(self.key(tenant, request_id)).query_async(&mut redis).await;
         if let Err(e) = res {
             tracing::warn!(request_id, error = %e, "could not free the request id; it expires with its lease");
         }

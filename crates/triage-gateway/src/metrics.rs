@@ -2,15 +2,17 @@
 
 use crate::signals::Snapshot;
 use std::collections::HashMap;
-use triage_core::metrics::{self as m, global};
 use triage_core::Tier;
+use triage_core::metrics::{self as m, global};
 use triage_proto::pb;
 
 /// A finished Route: shares, latencies, cost, escalations, failovers, classifier outcome.
 pub(crate) fn route(rec: &pb::DecisionRecord, new_conversation: bool) {
     let g = global();
     let tier = Tier::from_pb(rec.tier).map(|t| t.as_str()).unwrap_or("unknown");
-    g.routes.get_or_create(&m::RouteLabels { model: rec.model.clone(), tier: tier.into(), rule: rec.rule_id.clone() }).inc();
+    g.routes
+        .get_or_create(&m::RouteLabels { model: rec.model.clone(), tier: tier.into(), rule: rec.rule_id.clone() })
+        .inc();
     for s in &rec.steps {
         let secs = s.duration_us as f64 / 1e6;
         g.step_seconds.get_or_create(&m::StepLabel { step: s.step.clone() }).observe(secs);
@@ -28,7 +30,9 @@ pub(crate) fn route(rec: &pb::DecisionRecord, new_conversation: bool) {
         g.conversations_started.get_or_create(&tenant).inc();
     }
     if rec.escalated {
-        g.escalations.get_or_create(&m::ModelTenantLabels { model: rec.model.clone(), tenant: rec.tenant.clone() }).inc();
+        g.escalations
+            .get_or_create(&m::ModelTenantLabels { model: rec.model.clone(), tenant: rec.tenant.clone() })
+            .inc();
     }
     if rec.downgraded {
         g.downgrades.get_or_create(&m::DowngradeLabels { from: rec.chosen_model.clone(), to: rec.model.clone() }).inc();

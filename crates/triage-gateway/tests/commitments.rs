@@ -2,8 +2,8 @@
 //! next model in the handoff summary when the conversation escalates.
 
 use std::sync::Arc;
-use triage_core::config::{ClassifierKind, ProviderConfig, SecretRef};
 use triage_core::Config;
+use triage_core::config::{ClassifierKind, ProviderConfig, SecretRef};
 use triage_gateway::{Gateway, Services};
 use triage_proto::pb;
 use triage_testkit::{FakeAnthropic, FakeOpenAi, RedisServer, Reply};
@@ -39,7 +39,8 @@ async fn refund_decision_is_explained_and_handed_off() {
         };
     }
     let config = Arc::new(config);
-    let backends: Arc<dyn triage_backends::Backends> = Arc::new(triage_backends::LocalBackends::new(&config).await.unwrap());
+    let backends: Arc<dyn triage_backends::Backends> =
+        Arc::new(triage_backends::LocalBackends::new(&config).await.unwrap());
     let conn = redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
     let services = Services {
         classifier: triage_classifier::build(&config.classifier, None).unwrap(),

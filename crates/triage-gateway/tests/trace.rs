@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
-use triage_core::grpc::{self, Shutdown};
 use triage_core::Config;
+use triage_core::grpc::{self, Shutdown};
 use triage_gateway::{Gateway, Services};
 use triage_proto::pb;
 
@@ -59,7 +59,8 @@ async fn one_trace_id_across_the_gateway_and_a_remote_classifier() {
     ));
     let remote = triage_classifier::RemoteClassifier::new(grpc::channel(&format!("http://{addr}"), None).unwrap());
 
-    let backends: Arc<dyn triage_backends::Backends> = Arc::new(triage_backends::LocalBackends::new(&config).await.unwrap());
+    let backends: Arc<dyn triage_backends::Backends> =
+        Arc::new(triage_backends::LocalBackends::new(&config).await.unwrap());
     let conn = redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
     let services = Services {
         classifier: Arc::new(remote),
@@ -70,7 +71,10 @@ async fn one_trace_id_across_the_gateway_and_a_remote_classifier() {
     };
     let gateway = Gateway::new(services, config.clone(), conn);
     let resp = gateway
-        .route("acme", pb::RouteRequest { turn: "What are your opening hours?".into(), max_tokens: 4, ..Default::default() })
+        .route(
+            "acme",
+            pb::RouteRequest { turn: "What are your opening hours?".into(), max_tokens: 4, ..Default::default() },
+        )
         .await
         .unwrap();
     assert!(!resp.reply.is_empty() || resp.usage.unwrap().output_tokens > 0);
@@ -85,5 +89,9 @@ async fn one_trace_id_across_the_gateway_and_a_remote_classifier() {
         .find(|s| s.name == "rpc" && s.attributes.iter().any(|kv| kv.value.as_str() == "Classifier/Classify"))
         .expect("classifier server span");
     assert_eq!(classify.span_context.trace_id(), route.span_context.trace_id(), "one trace across the gRPC hop");
-    assert_ne!(classify.parent_span_id, opentelemetry::trace::SpanId::INVALID, "the server span has the caller as parent");
+    assert_ne!(
+        classify.parent_span_id,
+        opentelemetry::trace::SpanId::INVALID,
+        "the server span has the caller as parent"
+    );
 }

@@ -20,13 +20,7 @@ impl LedgerServer {
 macro_rules! serve_rpc {
     ($self:ident, $request:ident, $name:literal, $method:ident) => {{
         let span = server_span($name, $request.metadata());
-        Ok(tonic::Response::new(
-            $self
-                .0
-                .$method($request.into_inner())
-                .instrument(span)
-                .await?,
-        ))
+        Ok(tonic::Response::new($self.0.$method($request.into_inner()).instrument(span).await?))
     }};
 }
 
@@ -34,24 +28,15 @@ type Reply<T> = std::result::Result<tonic::Response<T>, tonic::Status>;
 
 #[tonic::async_trait]
 impl pb::ledger_server::Ledger for LedgerServer {
-    async fn reserve(
-        &self,
-        request: tonic::Request<pb::ReserveRequest>,
-    ) -> Reply<pb::ReserveResponse> {
+    async fn reserve(&self, request: tonic::Request<pb::ReserveRequest>) -> Reply<pb::ReserveResponse> {
         serve_rpc!(self, request, "Ledger/Reserve", reserve)
     }
 
-    async fn commit(
-        &self,
-        request: tonic::Request<pb::CommitRequest>,
-    ) -> Reply<pb::CommitResponse> {
+    async fn commit(&self, request: tonic::Request<pb::CommitRequest>) -> Reply<pb::CommitResponse> {
         serve_rpc!(self, request, "Ledger/Commit", commit)
     }
 
-    async fn release(
-        &self,
-        request: tonic::Request<pb::ReleaseRequest>,
-    ) -> Reply<pb::ReleaseResponse> {
+    async fn release(&self, request: tonic::Request<pb::ReleaseRequest>) -> Reply<pb::ReleaseResponse> {
         serve_rpc!(self, request, "Ledger/Release", release)
     }
 
@@ -59,10 +44,7 @@ impl pb::ledger_server::Ledger for LedgerServer {
         serve_rpc!(self, request, "Ledger/Spend", spend)
     }
 
-    async fn limits(
-        &self,
-        request: tonic::Request<pb::LimitsRequest>,
-    ) -> Reply<pb::LimitsResponse> {
+    async fn limits(&self, request: tonic::Request<pb::LimitsRequest>) -> Reply<pb::LimitsResponse> {
         serve_rpc!(self, request, "Ledger/Limits", limits)
     }
 }
@@ -81,10 +63,7 @@ impl RemoteLedger {
 macro_rules! call_rpc {
     ($self:ident, $req:ident, $method:ident) => {{
         let mut c = $self.0.clone();
-        c.$method($req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(Error::Remote)
+        c.$method($req).await.map(tonic::Response::into_inner).map_err(Error::Remote)
     }};
 }
 

@@ -34,15 +34,9 @@ impl KeyLayout {
     /// the hash tag) and may be empty.
     pub fn new(key_prefix: &str) -> Result<Self> {
         if key_prefix.contains(['{', '}']) {
-            return Err(Error::Config(format!(
-                "key prefix `{key_prefix}` must not contain braces"
-            )));
+            return Err(Error::Config(format!("key prefix `{key_prefix}` must not contain braces")));
         }
-        let base = if key_prefix.is_empty() {
-            "{ledger}".to_string()
-        } else {
-            format!("{{{key_prefix}:ledger}}")
-        };
+        let base = if key_prefix.is_empty() { "{ledger}".to_string() } else { format!("{{{key_prefix}:ledger}}") };
         Ok(Self { base })
     }
 
@@ -68,32 +62,17 @@ impl KeyLayout {
 
     /// Counters of one scope in one window instance.
     pub fn counter(&self, kind: &str, id: &str, span: &Span) -> String {
-        format!(
-            "{}:c:{kind}:{}:{}:{id}",
-            self.base,
-            span.window.as_str(),
-            span.id
-        )
+        format!("{}:c:{kind}:{}:{}:{id}", self.base, span.window.as_str(), span.id)
     }
 
     /// Ids of a kind charged in one window instance (for reports listing every tenant).
     pub fn ids(&self, kind: &str, span: &Span) -> String {
-        format!(
-            "{}:ids:{kind}:{}:{}",
-            self.base,
-            span.window.as_str(),
-            span.id
-        )
+        format!("{}:ids:{kind}:{}:{}", self.base, span.window.as_str(), span.id)
     }
 
     /// Spend per answering model in one window instance.
     pub fn model_attribution(&self, span: &Span) -> String {
-        format!(
-            "{}:attr:model:{}:{}",
-            self.base,
-            span.window.as_str(),
-            span.id
-        )
+        format!("{}:attr:model:{}:{}", self.base, span.window.as_str(), span.id)
     }
 
     /// Spend of one conversation.
@@ -104,14 +83,8 @@ impl KeyLayout {
 
 /// Checks a scope kind can be part of a key.
 pub fn check_kind(kind: &str) -> Result<()> {
-    if kind.is_empty()
-        || !kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        return Err(Error::InvalidRequest(format!(
-            "scope kind `{kind}` must be lower-case letters, digits or _"
-        )));
+    if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(Error::InvalidRequest(format!("scope kind `{kind}` must be lower-case letters, digits or _")));
     }
     Ok(())
 }
@@ -119,11 +92,7 @@ pub fn check_kind(kind: &str) -> Result<()> {
 /// Decodes the record's `keys` field, written by the reserve script as `<len>:<key>` repeated
 /// (length-prefixed, since ids may contain any byte).
 pub fn decode_key_list(encoded: &str) -> Result<Vec<String>> {
-    let bad = || {
-        Error::Store(format!(
-            "corrupt key list in reservation record: {encoded:.80}"
-        ))
-    };
+    let bad = || Error::Store(format!("corrupt key list in reservation record: {encoded:.80}"));
     let mut out = Vec::new();
     let mut rest = encoded;
     while !rest.is_empty() {
@@ -138,7 +107,5 @@ pub fn decode_key_list(encoded: &str) -> Result<Vec<String>> {
 
 /// Encodes like the reserve script (used by tests to check the two agree).
 pub fn encode_key_list<S: AsRef<str>>(keys: &[S]) -> String {
-    keys.iter()
-        .map(|k| format!("{}:{}", k.as_ref().len(), k.as_ref()))
-        .collect()
+    keys.iter().map(|k| format!("{}:{}", k.as_ref().len(), k.as_ref())).collect()
 }

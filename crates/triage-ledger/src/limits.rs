@@ -34,14 +34,9 @@ impl LimitTable {
                 )));
             }
             let slot = match &l.id {
-                Some(id) if l.scope != "global" => {
-                    t.specific.entry((l.scope.clone(), id.clone(), l.window))
-                }
+                Some(id) if l.scope != "global" => t.specific.entry((l.scope.clone(), id.clone(), l.window)),
                 _ => {
-                    let v = t
-                        .generic
-                        .entry((l.scope.clone(), l.window))
-                        .or_insert(l.limit_micros);
+                    let v = t.generic.entry((l.scope.clone(), l.window)).or_insert(l.limit_micros);
                     *v = (*v).min(l.limit_micros);
                     continue;
                 }
@@ -84,22 +79,11 @@ pub fn remaining_fraction(limit: i64, used: i64) -> f64 {
 
 /// Display name of a scope: `global`, `tenant:acme`.
 pub fn scope_label(kind: &str, id: &str) -> String {
-    if id.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}:{id}")
-    }
+    if id.is_empty() { kind.to_string() } else { format!("{kind}:{id}") }
 }
 
 /// The refusal message: scope, window, limit, usage and reset time, in words.
-pub fn refusal_message(
-    kind: &str,
-    id: &str,
-    span: &Span,
-    limit: i64,
-    used: i64,
-    amount: i64,
-) -> String {
+pub fn refusal_message(kind: &str, id: &str, span: &Span, limit: i64, used: i64, amount: i64) -> String {
     format!(
         "{} {} spend limit {} reached: {} used + {} requested exceeds it; resets at {}",
         scope_label(kind, id),

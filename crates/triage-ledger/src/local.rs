@@ -90,8 +90,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Local {
     pub fn add_inflight(&self, request_id: &str, entry: Inflight) {
         if !entry.accounted {
-            self.unaccounted_reserved
-                .fetch_add(entry.amount, Ordering::SeqCst);
+            self.unaccounted_reserved.fetch_add(entry.amount, Ordering::SeqCst);
         }
         if let Some(old) = lock(&self.inflight).insert(request_id.to_string(), entry) {
             self.forget_unaccounted(&old);
@@ -112,8 +111,7 @@ impl Local {
 
     fn forget_unaccounted(&self, e: &Inflight) {
         if !e.accounted {
-            self.unaccounted_reserved
-                .fetch_sub(e.amount, Ordering::SeqCst);
+            self.unaccounted_reserved.fetch_sub(e.amount, Ordering::SeqCst);
         }
     }
 
@@ -135,8 +133,7 @@ impl Local {
     }
 
     pub fn push_pending(&self, p: PendingCommit) {
-        self.unaccounted_spend
-            .fetch_add(p.req.actual_micros, Ordering::SeqCst);
+        self.unaccounted_spend.fetch_add(p.req.actual_micros, Ordering::SeqCst);
         lock(&self.pending).push_back(p);
         self.has_pending.store(true, Ordering::SeqCst);
     }
@@ -153,8 +150,7 @@ impl Local {
     pub fn pop_pending(&self, lost: bool) {
         let mut q = lock(&self.pending);
         if let Some(p) = q.pop_front() {
-            self.unaccounted_spend
-                .fetch_sub(p.req.actual_micros, Ordering::SeqCst);
+            self.unaccounted_spend.fetch_sub(p.req.actual_micros, Ordering::SeqCst);
             if lost {
                 self.lost.fetch_add(p.req.actual_micros, Ordering::SeqCst);
             }

@@ -52,9 +52,7 @@ impl RedisLedger {
                 break;
             }
         }
-        self.inner
-            .local
-            .prune_inflight(now_unix_ms, self.inner.ttl_ms);
+        self.inner.local.prune_inflight(now_unix_ms, self.inner.ttl_ms);
         Ok(reaped)
     }
 
@@ -69,10 +67,7 @@ impl RedisLedger {
         };
         let mut done = 0;
         while let Some(p) = local.front_pending() {
-            match self
-                .settle_commit(&p.req, p.counters.clone(), p.at_unix_ms)
-                .await
-            {
+            match self.settle_commit(&p.req, p.counters.clone(), p.at_unix_ms).await {
                 Ok(Committed::Missing) => {
                     tracing::error!(
                         request_id = %p.req.request_id, actual = %Micros(p.req.actual_micros),

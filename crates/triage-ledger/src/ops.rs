@@ -35,10 +35,7 @@ pub(crate) struct CounterPlan {
 /// duplicates and puts `global` first, adding it when absent so the ledger total is always
 /// the global counter.
 pub(crate) fn normalize_scopes(scopes: &[pb::Scope]) -> Result<Vec<pb::Scope>> {
-    let mut out = vec![pb::Scope {
-        kind: "global".into(),
-        id: String::new(),
-    }];
+    let mut out = vec![pb::Scope { kind: "global".into(), id: String::new() }];
     for s in scopes {
         check_kind(&s.kind)?;
         if s.kind == "global" {
@@ -60,9 +57,7 @@ pub(crate) fn normalize_scopes(scopes: &[pb::Scope]) -> Result<Vec<pb::Scope>> {
 
 pub(crate) fn check_amount(what: &str, v: i64) -> Result<()> {
     if !(0..=MAX_MICROS).contains(&v) {
-        return Err(Error::InvalidRequest(format!(
-            "{what} {v} micros is outside 0..={MAX_MICROS}"
-        )));
+        return Err(Error::InvalidRequest(format!("{what} {v} micros is outside 0..={MAX_MICROS}")));
     }
     Ok(())
 }
@@ -95,11 +90,7 @@ impl RedisLedger {
     }
 
     /// [`crate::Ledger::reserve`] at an explicit time (tests, replays).
-    pub async fn reserve_at(
-        &self,
-        req: pb::ReserveRequest,
-        now_unix_ms: i64,
-    ) -> Result<pb::ReserveResponse> {
+    pub async fn reserve_at(&self, req: pb::ReserveRequest, now_unix_ms: i64) -> Result<pb::ReserveResponse> {
         check_request_id(&req.request_id)?;
         check_amount("amount", req.amount_micros)?;
         let scopes = normalize_scopes(&req.scopes)?;
@@ -108,21 +99,14 @@ impl RedisLedger {
         let deadline = now_unix_ms.saturating_add(self.inner.ttl_ms);
 
         let mut inv = RESERVE.prepare_invoke();
-        inv.key(k.record(&req.request_id))
-            .key(k.deadlines())
-            .key(k.kinds());
+        inv.key(k.record(&req.request_id)).key(k.deadlines()).key(k.kinds());
         for c in &plan {
             inv.key(&c.key);
         }
         for c in &plan {
             inv.key(&c.ids_key);
         }
-        inv.arg(&req.request_id)
-            .arg(req.amount_micros)
-            .arg(deadline)
-            .arg(now_unix_ms)
-            .arg(&req.model)
-            .arg(plan.len());
+        inv.arg(&req.request_id).arg(req.amount_micros).arg(deadline).arg(now_unix_ms).arg(&req.model).arg(plan.len());
         for c in &plan {
             inv.arg(c.limit.unwrap_or(-1))
                 .arg(self.ttl_until(c.span.expire_at_unix_ms()))
@@ -181,11 +165,7 @@ impl RedisLedger {
         match reply.as_slice() {
             // Reserved or committed: the first reservation stands. Released or expired ones
             // are over and are not granted again under the same id (a new call needs a new id).
-            [2, 1 | 2] => Ok(pb::ReserveResponse {
-                granted: true,
-                existing: true,
-                ..Default::default()
-            }),
+            [2, 1 | 2] => Ok(pb::ReserveResponse { granted: true, existing: true, ..Default::default() }),
             [2, state] => Ok(pb::ReserveResponse {
                 granted: false,
                 existing: true,
@@ -200,21 +180,9 @@ impl RedisLedger {
                 let c = usize::try_from(*i - 1)
                     .ok()
                     .and_then(|i| plan.get(i))
-                    .ok_or_else(|| {
-                        Error::Store(format!(
-                            "reserve script named counter {i} of {}",
-                            plan.len()
-                        ))
-                    })?;
+                    .ok_or_else(|| Error::Store(format!("reserve script named counter {i} of {}", plan.len())))?;
                 let limit = c.limit.unwrap_or(0);
-                let refusal = refusal_message(
-                    &c.scope.kind,
-                    &c.scope.id,
-                    &c.span,
-                    limit,
-                    *used,
-                    req.amount_micros,
-                );
+                let refusal = refusal_message(&c.scope.kind, &c.scope.id, &c.span, limit, *used, req.amount_micros);
                 tracing::info!(request_id = %req.request_id, %refusal, "reservation refused");
                 self.check_alert(c, *used, now_unix_ms);
                 Ok(pb::ReserveResponse {
@@ -229,14 +197,9 @@ impl RedisLedger {
                 for (c, u) in plan.iter().zip(used) {
                     self.check_alert(c, *u, now_unix_ms);
                 }
-                Ok(pb::ReserveResponse {
-                    granted: true,
-                    ..Default::default()
-                })
+                Ok(pb::ReserveResponse { granted: true, ..Default::default() })
             }
-            other => Err(Error::Store(format!(
-                "unexpected reserve script reply {other:?}"
-            ))),
+            other => Err(Error::Store(format!("unexpected reserve script reply {other:?}"))),
         }
     }
 
@@ -244,9 +207,7 @@ impl RedisLedger {
     /// clock skew (or a test clock) cannot make Redis drop a live counter. At least an hour:
     /// a commit replayed long after its window still stays readable for a while.
     pub(crate) fn ttl_until(&self, expire_at_unix_ms: i64) -> i64 {
-        expire_at_unix_ms
-            .saturating_sub(self.now_unix_ms())
-            .max(crate::window::HOUR_MS)
+        expire_at_unix_ms.saturating_sub(self.now_unix_ms()).max(crate::window::HOUR_MS)
     }
 
     /// Logs (and hands to the hook) the first time a scope's remaining fraction in a window
@@ -259,11 +220,7 @@ impl RedisLedger {
         }
         let label = scope_label(&c.scope.kind, &c.scope.id);
         let key = format!("{label}/{}/{}", c.span.window.as_str(), c.span.id);
-        if !self
-            .inner
-            .local
-            .first_alert(key, c.span.end_unix_ms, now_unix_ms)
-        {
+        if !self.inner.local.first_alert(key, c.span.end_unix_ms, now_unix_ms) {
             return;
         }
         tracing::warn!(

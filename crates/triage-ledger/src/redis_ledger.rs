@@ -57,11 +57,7 @@ pub struct LedgerOptions {
 
 impl Default for LedgerOptions {
     fn default() -> Self {
-        Self {
-            clock: Arc::new(SystemClock),
-            alert_hook: Arc::new(NoAlertHook),
-            op_timeout: Duration::from_millis(250),
-        }
+        Self { clock: Arc::new(SystemClock), alert_hook: Arc::new(NoAlertHook), op_timeout: Duration::from_millis(250) }
     }
 }
 
@@ -92,10 +88,7 @@ pub(crate) struct Inner {
 
 enum Conn {
     Ready(ConnectionManager),
-    Lazy {
-        client: redis::Client,
-        manager: OnceCell<ConnectionManager>,
-    },
+    Lazy { client: redis::Client, manager: OnceCell<ConnectionManager> },
 }
 
 /// Why a Redis call failed: `Down` is an outage (fail mode applies), `Broken` is anything
@@ -123,16 +116,9 @@ impl StoreFail {
             || e.is_timeout()
             || matches!(
                 e.kind(),
-                ErrorKind::BusyLoadingError
-                    | ErrorKind::TryAgain
-                    | ErrorKind::ClusterDown
-                    | ErrorKind::MasterDown
+                ErrorKind::BusyLoadingError | ErrorKind::TryAgain | ErrorKind::ClusterDown | ErrorKind::MasterDown
             );
-        if down {
-            StoreFail::Down(e.to_string())
-        } else {
-            StoreFail::Broken(e.to_string())
-        }
+        if down { StoreFail::Down(e.to_string()) } else { StoreFail::Broken(e.to_string()) }
     }
 }
 
@@ -149,8 +135,7 @@ struct ProbeGuard<'a> {
 
 impl Drop for ProbeGuard<'_> {
     fn drop(&mut self) {
-        self.last_probe_ms
-            .store(triage_core::now_unix_ms(), Ordering::SeqCst);
+        self.last_probe_ms.store(triage_core::now_unix_ms(), Ordering::SeqCst);
         self.probing.store(false, Ordering::SeqCst);
     }
 }
@@ -158,21 +143,14 @@ impl Drop for ProbeGuard<'_> {
 impl RedisLedger {
     /// A ledger over `target` with the given limits and fail mode; keys under
     /// `{<key_prefix>:ledger}`. Makes no network call.
-    pub fn new(
-        target: impl Into<RedisTarget>,
-        config: &LedgerConfig,
-        key_prefix: &str,
-    ) -> Result<Self> {
+    pub fn new(target: impl Into<RedisTarget>, config: &LedgerConfig, key_prefix: &str) -> Result<Self> {
         Self::with_options(target, config, key_prefix, LedgerOptions::default())
     }
 
     /// A ledger from the service configuration; `redis.url` must be set (the embedded
     /// private Redis is started by the binary, which then passes its URL).
     pub fn from_config(redis: &RedisConfig, ledger: &LedgerConfig) -> Result<Self> {
-        let url = redis
-            .url
-            .as_deref()
-            .ok_or_else(|| Error::Config("redis.url is not set".into()))?;
+        let url = redis.url.as_deref().ok_or_else(|| Error::Config("redis.url is not set".into()))?;
         Self::new(url, ledger, &redis.key_prefix)
     }
 
@@ -186,16 +164,13 @@ impl RedisLedger {
         let conn = match target.into() {
             RedisTarget::Manager(m) => Conn::Ready(m),
             RedisTarget::Url(url) => Conn::Lazy {
-                client: redis::Client::open(url.as_str())
-                    .map_err(|e| Error::Config(format!("redis url: {e}")))?,
+                client: redis::Client::open(url.as_str()).map_err(|e| Error::Config(format!("redis url: {e}")))?,
                 manager: OnceCell::new(),
             },
         };
         let ttl_ms = i64::try_from(config.reservation_ttl.as_millis()).unwrap_or(i64::MAX);
         if ttl_ms <= 0 {
-            return Err(Error::Config(
-                "ledger.reservation_ttl must be at least 1 ms".into(),
-            ));
+            return Err(Error::Config("ledger.reservation_ttl must be at least 1 ms".into()));
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -242,9 +217,7 @@ impl Inner {
                     .set_number_of_retries(1)
                     .set_max_delay(200)
                     .set_connection_timeout(self.opts.op_timeout);
-                let made = manager
-                    .get_or_try_init(|| ConnectionManager::new_with_config(client.clone(), cfg))
-                    .await;
+                let made = manager.get_or_try_init(|| ConnectionManager::new_with_config(client.clone(), cfg)).await;
                 made.cloned().map_err(|e| StoreFail::from_redis(&e))
             }
         }
@@ -266,54 +239,34 @@ impl Inner {
             None
         } else {
             let now = triage_core::now_unix_ms();
-            let due =
-                now.saturating_sub(self.last_probe_ms.load(Ordering::SeqCst)) >= PROBE_INTERVAL_MS;
+            let due = now.saturating_sub(self.last_probe_ms.load(Ordering::SeqCst)) >= PROBE_INTERVAL_MS;
             if !due || self.probing.swap(true, Ordering::SeqCst) {
-                return Err(StoreFail::Down(
-                    "redis unreachable (circuit open, probing)".into(),
-                ));
+                return Err(StoreFail::Down("redis unreachable (circuit open, probing)".into()));
             }
-            Some(ProbeGuard {
-                probing: &self.probing,
-                last_probe_ms: &self.last_probe_ms,
-            })
+            Some(ProbeGuard { probing: &self.probing, last_probe_ms: &self.last_probe_ms })
         };
         let r = match tokio::time::timeout(self.opts.op_timeout, call).await {
             Ok(r) => r,
-            Err(_) => Err(StoreFail::Down(format!(
-                "redis did not answer within {:?}",
-                self.opts.op_timeout
-            ))),
+            Err(_) => Err(StoreFail::Down(format!("redis did not answer within {:?}", self.opts.op_timeout))),
         };
-        self.redis_up
-            .store(!matches!(r, Err(StoreFail::Down(_))), Ordering::SeqCst);
+        self.redis_up.store(!matches!(r, Err(StoreFail::Down(_))), Ordering::SeqCst);
         r
     }
 
     /// Runs a script (EVALSHA, loading it on NOSCRIPT) within the op timeout.
-    pub async fn eval<T: FromRedisValue>(
-        &self,
-        inv: &ScriptInvocation<'_>,
-    ) -> std::result::Result<T, StoreFail> {
+    pub async fn eval<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> std::result::Result<T, StoreFail> {
         let run = async {
             let mut c = self.connection().await?;
-            inv.invoke_async(&mut c)
-                .await
-                .map_err(|e| StoreFail::from_redis(&e))
+            inv.invoke_async(&mut c).await.map_err(|e| StoreFail::from_redis(&e))
         };
         self.guarded(run).await
     }
 
     /// Runs a pipeline (plain reads) within the op timeout.
-    pub async fn query<T: FromRedisValue>(
-        &self,
-        pipe: &redis::Pipeline,
-    ) -> std::result::Result<T, StoreFail> {
+    pub async fn query<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> std::result::Result<T, StoreFail> {
         let run = async {
             let mut c = self.connection().await?;
-            pipe.query_async(&mut c)
-                .await
-                .map_err(|e| StoreFail::from_redis(&e))
+            pipe.query_async(&mut c).await.map_err(|e| StoreFail::from_redis(&e))
         };
         self.guarded(run).await
     }

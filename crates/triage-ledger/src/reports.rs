@@ -44,20 +44,10 @@ impl RedisLedger {
     }
 
     /// [`crate::Ledger::spend`] at an explicit time: the window instances containing `now`.
-    pub async fn spend_at(
-        &self,
-        req: pb::SpendRequest,
-        now_unix_ms: i64,
-    ) -> Result<pb::SpendResponse> {
-        let windows: Vec<Window> = if req.window.is_empty() {
-            Window::ALL.to_vec()
-        } else {
-            vec![parse_window(&req.window)?]
-        };
-        let spans: Vec<Span> = windows
-            .iter()
-            .map(|w| Span::at(*w, now_unix_ms))
-            .collect::<Result<_>>()?;
+    pub async fn spend_at(&self, req: pb::SpendRequest, now_unix_ms: i64) -> Result<pb::SpendResponse> {
+        let windows: Vec<Window> =
+            if req.window.is_empty() { Window::ALL.to_vec() } else { vec![parse_window(&req.window)?] };
+        let spans: Vec<Span> = windows.iter().map(|w| Span::at(*w, now_unix_ms)).collect::<Result<_>>()?;
         let k = &self.inner.keys;
         let kinds: Vec<String> = if req.kind.is_empty() {
             if !req.id.is_empty() {
@@ -84,11 +74,7 @@ impl RedisLedger {
                     asked.push((kind.clone(), span));
                 }
             }
-            let ids: Vec<Vec<String>> = if asked.is_empty() {
-                Vec::new()
-            } else {
-                self.inner.query(&pipe).await?
-            };
+            let ids: Vec<Vec<String>> = if asked.is_empty() { Vec::new() } else { self.inner.query(&pipe).await? };
             for ((kind, span), mut ids) in asked.into_iter().zip(ids) {
                 ids.sort();
                 rows.extend(ids.into_iter().map(|id| (kind.clone(), id, span)));
@@ -99,25 +85,20 @@ impl RedisLedger {
             }
         }
 
-        let keys: Vec<String> = rows
-            .iter()
-            .map(|(kind, id, span)| k.counter(kind, id, span))
-            .collect();
+        let keys: Vec<String> = rows.iter().map(|(kind, id, span)| k.counter(kind, id, span)).collect();
         let values = self.read_counters(&keys).await?;
         let mut out: Vec<pb::ScopeSpend> = rows
             .into_iter()
             .zip(values)
-            .map(
-                |((kind, id, span), (spent, reserved, requests))| pb::ScopeSpend {
-                    limit_micros: self.inner.limits.get(&kind, &id, span.window).unwrap_or(0),
-                    scope: Some(pb::Scope { kind, id }),
-                    window: span.window.as_str().to_string(),
-                    window_start_unix_ms: span.start_unix_ms,
-                    spent_micros: spent.unwrap_or(0),
-                    reserved_micros: reserved.unwrap_or(0),
-                    requests: requests.unwrap_or(0),
-                },
-            )
+            .map(|((kind, id, span), (spent, reserved, requests))| pb::ScopeSpend {
+                limit_micros: self.inner.limits.get(&kind, &id, span.window).unwrap_or(0),
+                scope: Some(pb::Scope { kind, id }),
+                window: span.window.as_str().to_string(),
+                window_start_unix_ms: span.start_unix_ms,
+                spent_micros: spent.unwrap_or(0),
+                reserved_micros: reserved.unwrap_or(0),
+                requests: requests.unwrap_or(0),
+            })
             .collect();
         out.sort_by(|a, b| {
             let key = |r: &pb::ScopeSpend| {
@@ -131,20 +112,12 @@ impl RedisLedger {
 
     /// [`crate::Ledger::limits`] at an explicit time: one row per configured limit touching
     /// the scopes (global always included).
-    pub async fn limits_at(
-        &self,
-        scopes: &[pb::Scope],
-        now_unix_ms: i64,
-    ) -> Result<pb::LimitsResponse> {
+    pub async fn limits_at(&self, scopes: &[pb::Scope], now_unix_ms: i64) -> Result<pb::LimitsResponse> {
         if self.inner.limits.is_empty() {
             return Ok(pb::LimitsResponse::default());
         }
         let scopes = normalize_scopes(scopes)?;
-        let plan: Vec<_> = self
-            .plan(&scopes, now_unix_ms)?
-            .into_iter()
-            .filter(|c| c.limit.is_some())
-            .collect();
+        let plan: Vec<_> = self.plan(&scopes, now_unix_ms)?.into_iter().filter(|c| c.limit.is_some()).collect();
         let keys: Vec<String> = plan.iter().map(|c| c.key.clone()).collect();
         let values = self.read_counters(&keys).await?;
         let limits = plan
@@ -174,10 +147,7 @@ impl RedisLedger {
             .into_iter()
             .map(|s| {
                 let scope = s.scope.unwrap_or_default();
-                (
-                    format!("{}/{}", scope_label(&scope.kind, &scope.id), s.window),
-                    s.remaining_fraction,
-                )
+                (format!("{}/{}", scope_label(&scope.kind, &scope.id), s.window), s.remaining_fraction)
             })
             .collect())
     }
@@ -185,11 +155,7 @@ impl RedisLedger {
     /// Committed cost per answering model in the `window` instance containing `now`
     /// (attributed to the model named at commit, which may differ from the reserved one
     /// after failover).
-    pub async fn model_spend_at(
-        &self,
-        window: Window,
-        now_unix_ms: i64,
-    ) -> Result<BTreeMap<String, CostSummary>> {
+    pub async fn model_spend_at(&self, window: Window, now_unix_ms: i64) -> Result<BTreeMap<String, CostSummary>> {
         let span = Span::at(window, now_unix_ms)?;
         let mut pipe = redis::pipe();
         pipe.hgetall(self.inner.keys.model_attribution(&span));
@@ -212,27 +178,16 @@ impl RedisLedger {
 
     /// Committed cost of one conversation (as named in Commit), if any was committed in
     /// the last 90 days.
-    pub async fn conversation_spend(
-        &self,
-        conversation_id: &str,
-    ) -> Result<Option<ConversationCost>> {
+    pub async fn conversation_spend(&self, conversation_id: &str) -> Result<Option<ConversationCost>> {
         let mut pipe = redis::pipe();
         pipe.hgetall(self.inner.keys.conversation(conversation_id));
         let (fields,): (HashMap<String, String>,) = self.inner.query(&pipe).await?;
         if fields.is_empty() {
             return Ok(None);
         }
-        let num = |f: &str| {
-            fields
-                .get(f)
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(0)
-        };
+        let num = |f: &str| fields.get(f).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
         Ok(Some(ConversationCost {
-            cost: CostSummary {
-                spent: Micros(num("spent")),
-                requests: u64::try_from(num("requests")).unwrap_or(0),
-            },
+            cost: CostSummary { spent: Micros(num("spent")), requests: u64::try_from(num("requests")).unwrap_or(0) },
             last_model: fields.get("model").cloned().unwrap_or_default(),
         }))
     }

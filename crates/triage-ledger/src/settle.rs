@@ -18,11 +18,7 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lu
 
 /// Result of the commit script, decoded.
 pub(crate) enum Committed {
-    Charged {
-        charged: i64,
-        late: bool,
-        direct: bool,
-    },
+    Charged { charged: i64, late: bool, direct: bool },
     Already,
     Released,
     Missing,
@@ -39,15 +35,7 @@ impl RedisLedger {
         let (keys,): (Option<String>,) = self.inner.query(&pipe).await?;
         let Some(keys) = keys else { return Ok(None) };
         let keys = decode_key_list(&keys).map_err(|e| StoreFail::Broken(e.to_string()))?;
-        Ok(Some(
-            keys.into_iter()
-                .map(|key| CounterRef {
-                    key,
-                    expire_at_unix_ms: 0,
-                    index: None,
-                })
-                .collect(),
-        ))
+        Ok(Some(keys.into_iter().map(|key| CounterRef { key, expire_at_unix_ms: 0, index: None }).collect()))
     }
 
     async fn run_commit(
@@ -70,11 +58,8 @@ impl RedisLedger {
         }
         // Charging without a record (direct) also rebuilds the report indexes, which Redis
         // may have lost with the record.
-        let index: Option<Vec<&CounterIndex>> = if direct {
-            counters.iter().map(|c| c.index.as_ref()).collect()
-        } else {
-            None
-        };
+        let index: Option<Vec<&CounterIndex>> =
+            if direct { counters.iter().map(|c| c.index.as_ref()).collect() } else { None };
         if let Some(index) = &index {
             inv.key(k.kinds());
             for i in index {
@@ -91,15 +76,10 @@ impl RedisLedger {
         for s in &spans {
             inv.arg(self.ttl_until(s.expire_at_unix_ms()));
         }
-        inv.arg(counters.len())
-            .arg(if index.is_some() { "1" } else { "0" });
+        inv.arg(counters.len()).arg(if index.is_some() { "1" } else { "0" });
         for c in counters {
             // 0: unknown (counters named by the record already carry their TTL).
-            inv.arg(if c.expire_at_unix_ms == 0 {
-                0
-            } else {
-                self.ttl_until(c.expire_at_unix_ms)
-            });
+            inv.arg(if c.expire_at_unix_ms == 0 { 0 } else { self.ttl_until(c.expire_at_unix_ms) });
         }
         for i in index.iter().flatten() {
             inv.arg(&i.kind).arg(&i.id);
@@ -127,31 +107,17 @@ impl RedisLedger {
             };
         }
         match reply.as_slice() {
-            [1, charged, late] => Ok(Committed::Charged {
-                charged: *charged,
-                late: *late == 1,
-                direct: false,
-            }),
-            [6, charged, _] => Ok(Committed::Charged {
-                charged: *charged,
-                late: false,
-                direct: true,
-            }),
+            [1, charged, late] => Ok(Committed::Charged { charged: *charged, late: *late == 1, direct: false }),
+            [6, charged, _] => Ok(Committed::Charged { charged: *charged, late: false, direct: true }),
             [2, ..] => Ok(Committed::Already),
             [3, ..] => Ok(Committed::Released),
             [4, ..] => Ok(Committed::Missing),
-            other => Err(StoreFail::Broken(format!(
-                "unexpected commit script reply {other:?}"
-            ))),
+            other => Err(StoreFail::Broken(format!("unexpected commit script reply {other:?}"))),
         }
     }
 
     /// [`crate::Ledger::commit`] at an explicit time.
-    pub async fn commit_at(
-        &self,
-        mut req: pb::CommitRequest,
-        now_unix_ms: i64,
-    ) -> Result<pb::CommitResponse> {
+    pub async fn commit_at(&self, mut req: pb::CommitRequest, now_unix_ms: i64) -> Result<pb::CommitResponse> {
         check_request_id(&req.request_id)?;
         check_amount("actual", req.actual_micros)?;
         let local = &self.inner.local;
@@ -184,80 +150,45 @@ impl RedisLedger {
                     request_id = %req.request_id, actual = %Micros(actual), error = %m,
                     "ledger unreachable: commit deferred until Redis answers"
                 );
-                local.push_pending(PendingCommit {
-                    req,
-                    counters: known,
-                    at_unix_ms: now_unix_ms,
-                });
+                local.push_pending(PendingCommit { req, counters: known, at_unix_ms: now_unix_ms });
                 match self.inner.fail_mode {
-                    FailMode::Open => Ok(pb::CommitResponse {
-                        charged_micros: actual,
-                        already_committed: false,
-                    }),
-                    FailMode::Closed => Err(Error::Store(format!(
-                        "{m} (commit kept for reconciliation)"
-                    ))),
+                    FailMode::Open => Ok(pb::CommitResponse { charged_micros: actual, already_committed: false }),
+                    FailMode::Closed => Err(Error::Store(format!("{m} (commit kept for reconciliation)"))),
                 }
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    fn commit_response(
-        &self,
-        req: &pb::CommitRequest,
-        outcome: Committed,
-    ) -> Result<pb::CommitResponse> {
+    fn commit_response(&self, req: &pb::CommitRequest, outcome: Committed) -> Result<pb::CommitResponse> {
         let id = &req.request_id;
         match outcome {
-            Committed::Charged {
-                charged,
-                late,
-                direct,
-            } => {
+            Committed::Charged { charged, late, direct } => {
                 if late {
                     tracing::warn!(request_id = %id, "commit after the reservation expired: charged anyway");
                 }
                 if direct {
                     tracing::info!(request_id = %id, "charged without a Redis reservation (fail-open or lost record)");
                 }
-                Ok(pb::CommitResponse {
-                    charged_micros: charged,
-                    already_committed: false,
-                })
+                Ok(pb::CommitResponse { charged_micros: charged, already_committed: false })
             }
-            Committed::Already => Ok(pb::CommitResponse {
-                charged_micros: 0,
-                already_committed: true,
-            }),
+            Committed::Already => Ok(pb::CommitResponse { charged_micros: 0, already_committed: true }),
             Committed::Released => {
                 tracing::warn!(request_id = %id, "commit after release: the release stands, nothing charged");
-                Ok(pb::CommitResponse {
-                    charged_micros: 0,
-                    already_committed: false,
-                })
+                Ok(pb::CommitResponse { charged_micros: 0, already_committed: false })
             }
-            Committed::Missing => Err(Error::InvalidRequest(format!(
-                "no reservation for request id `{id}`"
-            ))),
+            Committed::Missing => Err(Error::InvalidRequest(format!("no reservation for request id `{id}`"))),
         }
     }
 
     /// [`crate::Ledger::release`] at an explicit time.
-    pub async fn release_at(
-        &self,
-        req: pb::ReleaseRequest,
-        now_unix_ms: i64,
-    ) -> Result<pb::ReleaseResponse> {
+    pub async fn release_at(&self, req: pb::ReleaseRequest, now_unix_ms: i64) -> Result<pb::ReleaseResponse> {
         check_request_id(&req.request_id)?;
         let inflight = self.inner.local.take_inflight(&req.request_id);
         let unaccounted = inflight.as_ref().is_some_and(|e| !e.accounted);
         let res = async {
             let mut code = match &inflight {
-                Some(e) => {
-                    self.run_release(&req.request_id, &e.counters, now_unix_ms)
-                        .await?
-                }
+                Some(e) => self.run_release(&req.request_id, &e.counters, now_unix_ms).await?,
                 None => 5,
             };
             if code == 5 {
@@ -271,25 +202,16 @@ impl RedisLedger {
         .await;
         match res {
             // A fail-open reservation has nothing in Redis to free: releasing it locally is it.
-            Ok(code) => Ok(pb::ReleaseResponse {
-                released: code == 1 || (code == 0 && unaccounted),
-            }),
+            Ok(code) => Ok(pb::ReleaseResponse { released: code == 1 || (code == 0 && unaccounted) }),
             Err(StoreFail::Down(m)) if self.inner.fail_mode == FailMode::Open || unaccounted => {
                 tracing::warn!(request_id = %req.request_id, error = %m, "ledger unreachable: the reaper frees this reservation");
-                Ok(pb::ReleaseResponse {
-                    released: unaccounted,
-                })
+                Ok(pb::ReleaseResponse { released: unaccounted })
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn run_release(
-        &self,
-        id: &str,
-        counters: &[CounterRef],
-        now: i64,
-    ) -> std::result::Result<i64, StoreFail> {
+    async fn run_release(&self, id: &str, counters: &[CounterRef], now: i64) -> std::result::Result<i64, StoreFail> {
         self.run_free(&RELEASE, id, counters, now).await
     }
 
@@ -306,10 +228,7 @@ impl RedisLedger {
         for c in counters {
             inv.key(&c.key);
         }
-        inv.arg(id)
-            .arg(now)
-            .arg(RECORD_RETENTION_MS)
-            .arg(counters.len());
+        inv.arg(id).arg(now).arg(RECORD_RETENTION_MS).arg(counters.len());
         self.inner.eval(&inv).await
     }
 }

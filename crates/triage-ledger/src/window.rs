@@ -31,13 +31,10 @@ impl Span {
     /// The instance of `window` containing `now_unix_ms`.
     pub fn at(window: Window, now_unix_ms: i64) -> Result<Span> {
         if !(0..=MAX_UNIX_MS).contains(&now_unix_ms) {
-            return Err(Error::InvalidRequest(format!(
-                "time {now_unix_ms} ms is outside years 1970..9999"
-            )));
+            return Err(Error::InvalidRequest(format!("time {now_unix_ms} ms is outside years 1970..9999")));
         }
-        let t = DateTime::<Utc>::from_timestamp_millis(now_unix_ms).ok_or_else(|| {
-            Error::InvalidRequest(format!("time {now_unix_ms} ms is not representable"))
-        })?;
+        let t = DateTime::<Utc>::from_timestamp_millis(now_unix_ms)
+            .ok_or_else(|| Error::InvalidRequest(format!("time {now_unix_ms} ms is not representable")))?;
         let (start, end, id) = match window {
             Window::Hour => {
                 let start = now_unix_ms - now_unix_ms.rem_euclid(HOUR_MS);
@@ -50,19 +47,10 @@ impl Span {
             Window::Month => {
                 let (y, m) = (t.year(), t.month());
                 let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                (
-                    month_start_ms(y, m)?,
-                    month_start_ms(ny, nm)?,
-                    t.format("%Y-%m").to_string(),
-                )
+                (month_start_ms(y, m)?, month_start_ms(ny, nm)?, t.format("%Y-%m").to_string())
             }
         };
-        Ok(Span {
-            window,
-            id,
-            start_unix_ms: start,
-            end_unix_ms: end,
-        })
+        Ok(Span { window, id, start_unix_ms: start, end_unix_ms: end })
     }
 
     /// Every window containing `now_unix_ms`, hour first.

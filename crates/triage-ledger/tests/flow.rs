@@ -14,45 +14,27 @@ use triage_testkit::RedisServer;
 #[tokio::test]
 async fn reserve_commit_release_happy_path() {
     let redis = RedisServer::start().unwrap();
-    let cfg = config(
-        vec![limit("tenant", None, Window::Day, 1_000_000)],
-        FailMode::Closed,
-    );
+    let cfg = config(vec![limit("tenant", None, Window::Day, 1_000_000)], FailMode::Closed);
     let (l, _, _) = ledger_at(redis.url(), &cfg, "t");
     let s = scopes("acme", "u1", "fast", "c1");
 
     let r = l.reserve(reserve("r1", 300_000, s.clone())).await.unwrap();
     assert!(r.granted && !r.existing && !r.unaccounted, "{r:?}");
     assert_eq!(totals(&l, "tenant", "acme", "day").await, (0, 300_000));
-    let lim = l
-        .limits(pb::LimitsRequest { scopes: s.clone() })
-        .await
-        .unwrap();
-    assert_eq!(
-        lim.limits.len(),
-        1,
-        "only the tenant/day limit is configured: {lim:?}"
-    );
+    let lim = l.limits(pb::LimitsRequest { scopes: s.clone() }).await.unwrap();
+    assert_eq!(lim.limits.len(), 1, "only the tenant/day limit is configured: {lim:?}");
     assert_eq!(lim.limits[0].used_micros, 300_000);
     assert!((lim.limits[0].remaining_fraction - 0.7).abs() < 1e-12);
     assert_eq!(lim.limits[0].resets_at_unix_ms, T0_NEXT_DAY);
 
     let c = l.commit(commit("r1", 120_000)).await.unwrap();
     assert_eq!((c.charged_micros, c.already_committed), (120_000, false));
-    for (kind, id) in [
-        ("global", ""),
-        ("tenant", "acme"),
-        ("user", "acme:u1"),
-        ("model", "fast"),
-        ("conversation", "acme:c1"),
-    ] {
+    for (kind, id) in
+        [("global", ""), ("tenant", "acme"), ("user", "acme:u1"), ("model", "fast"), ("conversation", "acme:c1")]
+    {
         for w in ["hour", "day", "month"] {
             let row = row(&l, kind, id, w).await;
-            assert_eq!(
-                (row.spent_micros, row.reserved_micros, row.requests),
-                (120_000, 0, 1),
-                "{kind}:{id}/{w}"
-            );
+            assert_eq!((row.spent_micros, row.reserved_micros, row.requests), (120_000, 0, 1), "{kind}:{id}/{w}");
         }
     }
 
@@ -63,14 +45,8 @@ async fn reserve_commit_release_happy_path() {
     assert_eq!(totals(&l, "global", "", "day").await, (120_000, 0));
 
     // Reports: per scope listing, per model, per conversation, budget map.
-    let all = l
-        .spend(pb::SpendRequest {
-            kind: "tenant".into(),
-            id: String::new(),
-            window: "day".into(),
-        })
-        .await
-        .unwrap();
+    let all =
+        l.spend(pb::SpendRequest { kind: "tenant".into(), id: String::new(), window: "day".into() }).await.unwrap();
     assert_eq!(all.rows.len(), 1);
     assert_eq!(all.rows[0].limit_micros, 1_000_000);
     assert_eq!(all.rows[0].window_start_unix_ms, T0_NEXT_DAY - 86_400_000);
@@ -80,21 +56,11 @@ async fn reserve_commit_release_happy_path() {
     assert_eq!(models["fast"].spent.0, 120_000);
     assert_eq!(models["fast"].requests, 1);
     let conv = l.conversation_spend("c1").await.unwrap().unwrap();
-    assert_eq!(
-        (
-            conv.cost.spent.0,
-            conv.cost.requests,
-            conv.last_model.as_str()
-        ),
-        (120_000, 1, "fast")
-    );
+    assert_eq!((conv.cost.spent.0, conv.cost.requests, conv.last_model.as_str()), (120_000, 1, "fast"));
     assert!(l.conversation_spend("nope").await.unwrap().is_none());
     let budget = l.budget_remaining(&s).await.unwrap();
     assert_eq!(budget.len(), 1);
-    assert!(
-        (budget["tenant:acme/day"] - 0.88).abs() < 1e-12,
-        "{budget:?}"
-    );
+    assert!((budget["tenant:acme/day"] - 0.88).abs() < 1e-12, "{budget:?}");
 }
 
 #[tokio::test]
@@ -105,12 +71,7 @@ async fn idempotent_by_request_id_across_instances() {
     let (b, _, _) = ledger_at(redis.url(), &cfg, "t");
     let s = scopes("acme", "u1", "fast", "c1");
 
-    assert!(
-        a.reserve(reserve("r1", 500, s.clone()))
-            .await
-            .unwrap()
-            .granted
-    );
+    assert!(a.reserve(reserve("r1", 500, s.clone())).await.unwrap().granted);
     let again = b.reserve(reserve("r1", 500, s.clone())).await.unwrap();
     assert!(again.granted && again.existing, "{again:?}");
     assert_eq!(totals(&a, "tenant", "acme", "day").await, (0, 500));
@@ -127,45 +88,24 @@ async fn idempotent_by_request_id_across_instances() {
     // A finished id is not reserved again.
     let r = a.reserve(reserve("r1", 500, s.clone())).await.unwrap();
     assert!(r.existing && r.granted);
-    assert!(
-        !a.release(release("r1")).await.unwrap().released,
-        "committed reservations are not released"
-    );
+    assert!(!a.release(release("r1")).await.unwrap().released, "committed reservations are not released");
 
     // Commit after release charges nothing; release is idempotent.
-    assert!(
-        a.reserve(reserve("r2", 700, s.clone()))
-            .await
-            .unwrap()
-            .granted
-    );
+    assert!(a.reserve(reserve("r2", 700, s.clone())).await.unwrap().granted);
     assert!(a.release(release("r2")).await.unwrap().released);
     assert!(!b.release(release("r2")).await.unwrap().released);
     let c = b.commit(commit("r2", 300)).await.unwrap();
     assert_eq!((c.charged_micros, c.already_committed), (0, false));
     let r = a.reserve(reserve("r2", 700, s.clone())).await.unwrap();
-    assert!(
-        r.existing && !r.granted,
-        "a released id stays released: {r:?}"
-    );
+    assert!(r.existing && !r.granted, "a released id stays released: {r:?}");
     assert!(r.refusal.contains("already released"), "{}", r.refusal);
     assert_eq!(totals(&a, "tenant", "acme", "day").await, (400, 0));
 
     let e = a.commit(commit("never-reserved", 1)).await.unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e}");
-    assert!(matches!(
-        a.reserve(reserve("", 1, s.clone())).await,
-        Err(Error::InvalidRequest(_))
-    ));
-    assert!(matches!(
-        a.reserve(reserve("neg", -1, s.clone())).await,
-        Err(Error::InvalidRequest(_))
-    ));
-    assert!(matches!(
-        a.reserve(reserve("k", 1, vec![scope("Bad:Kind", "x")]))
-            .await,
-        Err(Error::InvalidRequest(_))
-    ));
+    assert!(matches!(a.reserve(reserve("", 1, s.clone())).await, Err(Error::InvalidRequest(_))));
+    assert!(matches!(a.reserve(reserve("neg", -1, s.clone())).await, Err(Error::InvalidRequest(_))));
+    assert!(matches!(a.reserve(reserve("k", 1, vec![scope("Bad:Kind", "x")])).await, Err(Error::InvalidRequest(_))));
 }
 
 #[tokio::test]
@@ -181,16 +121,8 @@ async fn refusal_names_scope_window_limit_and_reset_and_leaves_nothing_behind() 
     );
     let (l, _, _) = ledger_at(redis.url(), &cfg, "t");
 
-    assert!(
-        l.reserve(reserve("a", 400, scopes("acme", "u1", "fast", "c1")))
-            .await
-            .unwrap()
-            .granted
-    );
-    let r = l
-        .reserve(reserve("b", 200, scopes("acme", "u1", "fast", "c2")))
-        .await
-        .unwrap();
+    assert!(l.reserve(reserve("a", 400, scopes("acme", "u1", "fast", "c1"))).await.unwrap().granted);
+    let r = l.reserve(reserve("b", 200, scopes("acme", "u1", "fast", "c2"))).await.unwrap();
     assert!(!r.granted);
     assert_eq!(r.resets_at_unix_ms, T0_NEXT_HOUR);
     assert_eq!(
@@ -203,55 +135,20 @@ async fn refusal_names_scope_window_limit_and_reset_and_leaves_nothing_behind() 
     assert_eq!(totals(&l, "global", "", "day").await, (0, 400));
     assert_eq!(totals(&l, "tenant", "acme", "day").await, (0, 400));
     assert_eq!(totals(&l, "model", "fast", "hour").await, (0, 400));
-    let c2 = l.spend(pb::SpendRequest {
-        kind: "conversation".into(),
-        id: "acme:c2".into(),
-        window: "day".into(),
-    });
+    let c2 = l.spend(pb::SpendRequest { kind: "conversation".into(), id: "acme:c2".into(), window: "day".into() });
     assert_eq!(c2.await.unwrap().rows[0].reserved_micros, 0);
     // The refused id is not recorded: retrying it (the gateway re-reserves for a free model) works.
-    assert!(
-        l.reserve(reserve("b", 0, scopes("acme", "u1", "local", "c2")))
-            .await
-            .unwrap()
-            .granted
-    );
+    assert!(l.reserve(reserve("b", 0, scopes("acme", "u1", "local", "c2"))).await.unwrap().granted);
 
     // The specific tenant limit overrides the kind-wide one; reaching it exactly is allowed.
-    assert!(
-        l.reserve(reserve("c", 500, scopes("acme", "u2", "fast", "c3")))
-            .await
-            .unwrap()
-            .granted
-    );
-    assert!(
-        l.reserve(reserve("d", 100, scopes("acme", "u3", "fast", "c3")))
-            .await
-            .unwrap()
-            .granted
-    );
-    let r = l
-        .reserve(reserve("e", 1, scopes("acme", "u4", "fast", "c3")))
-        .await
-        .unwrap();
+    assert!(l.reserve(reserve("c", 500, scopes("acme", "u2", "fast", "c3"))).await.unwrap().granted);
+    assert!(l.reserve(reserve("d", 100, scopes("acme", "u3", "fast", "c3"))).await.unwrap().granted);
+    let r = l.reserve(reserve("e", 1, scopes("acme", "u4", "fast", "c3"))).await.unwrap();
     assert!(!r.granted);
-    assert!(
-        r.refusal
-            .starts_with("tenant:acme day spend limit $0.001000 reached"),
-        "{}",
-        r.refusal
-    );
+    assert!(r.refusal.starts_with("tenant:acme day spend limit $0.001000 reached"), "{}", r.refusal);
     assert_eq!(r.resets_at_unix_ms, T0_NEXT_DAY);
-    let r = l
-        .reserve(reserve("f", 101, scopes("beta", "u1", "fast", "c1")))
-        .await
-        .unwrap();
-    assert!(
-        r.refusal
-            .starts_with("tenant:beta day spend limit $0.000100"),
-        "{}",
-        r.refusal
-    );
+    let r = l.reserve(reserve("f", 101, scopes("beta", "u1", "fast", "c1"))).await.unwrap();
+    assert!(r.refusal.starts_with("tenant:beta day spend limit $0.000100"), "{}", r.refusal);
     assert_eq!(totals(&l, "tenant", "acme", "day").await, (0, 1_000));
     assert_eq!(totals(&l, "global", "", "day").await, (0, 1_000));
 }
@@ -260,10 +157,7 @@ async fn refusal_names_scope_window_limit_and_reset_and_leaves_nothing_behind() 
 async fn windows_roll_on_the_utc_calendar() {
     let redis = RedisServer::start().unwrap();
     let cfg = config(
-        vec![
-            limit("tenant", None, Window::Hour, 1_000),
-            limit("tenant", None, Window::Day, 1_500),
-        ],
+        vec![limit("tenant", None, Window::Hour, 1_000), limit("tenant", None, Window::Day, 1_500)],
         FailMode::Closed,
     );
     let (l, clock, _) = ledger_at(redis.url(), &cfg, "t");
@@ -277,31 +171,18 @@ async fn windows_roll_on_the_utc_calendar() {
     // Next hour: the hour limit is fresh, the day still counts "a" (committed across the
     // boundary, into the windows it was reserved in).
     clock.set(T0_NEXT_HOUR);
-    assert_eq!(
-        l.commit(commit("a", 900)).await.unwrap().charged_micros,
-        900
-    );
+    assert_eq!(l.commit(commit("a", 900)).await.unwrap().charged_micros, 900);
     assert_eq!(totals(&l, "tenant", "acme", "hour").await, (0, 0));
     assert_eq!(
-        l.spend_at(
-            pb::SpendRequest {
-                kind: "tenant".into(),
-                id: "acme".into(),
-                window: "hour".into()
-            },
-            T0
-        )
-        .await
-        .unwrap()
-        .rows[0]
+        l.spend_at(pb::SpendRequest { kind: "tenant".into(), id: "acme".into(), window: "hour".into() }, T0)
+            .await
+            .unwrap()
+            .rows[0]
             .spent_micros,
         900
     );
     let r = l.reserve(reserve("b", 601, s())).await.unwrap();
-    assert!(
-        !r.granted && r.refusal.starts_with("tenant:acme day"),
-        "{r:?}"
-    );
+    assert!(!r.granted && r.refusal.starts_with("tenant:acme day"), "{r:?}");
     assert_eq!(r.resets_at_unix_ms, T0_NEXT_DAY);
     assert!(l.reserve(reserve("b", 600, s())).await.unwrap().granted);
 
@@ -322,94 +203,39 @@ async fn windows_roll_on_the_utc_calendar() {
 #[tokio::test]
 async fn reaper_frees_expired_reservations_exactly() {
     let redis = RedisServer::start().unwrap();
-    let mut cfg = config(
-        vec![limit("tenant", None, Window::Day, 10_000)],
-        FailMode::Closed,
-    );
+    let mut cfg = config(vec![limit("tenant", None, Window::Day, 10_000)], FailMode::Closed);
     cfg.reservation_ttl = Duration::from_secs(60);
     let (crashed, clock, _) = ledger_at(redis.url(), &cfg, "t");
     let (survivor, sclock, _) = ledger_at(redis.url(), &cfg, "t");
     let s = scopes("acme", "u1", "fast", "c1");
 
     for i in 0..5 {
-        assert!(
-            crashed
-                .reserve(reserve(&format!("lost{i}"), 2_000, s.clone()))
-                .await
-                .unwrap()
-                .granted
-        );
+        assert!(crashed.reserve(reserve(&format!("lost{i}"), 2_000, s.clone())).await.unwrap().granted);
     }
-    assert!(
-        !survivor
-            .reserve(reserve("x", 1, s.clone()))
-            .await
-            .unwrap()
-            .granted,
-        "the limit is full"
-    );
-    assert_eq!(
-        survivor.reap_at(T0 + 59_999).await.unwrap(),
-        0,
-        "not due yet"
-    );
+    assert!(!survivor.reserve(reserve("x", 1, s.clone())).await.unwrap().granted, "the limit is full");
+    assert_eq!(survivor.reap_at(T0 + 59_999).await.unwrap(), 0, "not due yet");
     sclock.set(T0 + 60_000);
     assert_eq!(survivor.reap_expired().await.unwrap(), 5);
-    assert_eq!(
-        survivor.reap_expired().await.unwrap(),
-        0,
-        "reaping is idempotent"
-    );
+    assert_eq!(survivor.reap_expired().await.unwrap(), 0, "reaping is idempotent");
     assert_eq!(totals(&survivor, "tenant", "acme", "day").await, (0, 0));
-    assert!(
-        survivor
-            .reserve(reserve("x", 10_000, s.clone()))
-            .await
-            .unwrap()
-            .granted
-    );
+    assert!(survivor.reserve(reserve("x", 10_000, s.clone())).await.unwrap().granted);
 
     // The "crashed" gateway was only slow: its late commit is still charged, once; a late
     // release changes nothing.
     clock.set(T0 + 61_000);
-    assert_eq!(
-        crashed
-            .commit(commit("lost0", 1_500))
-            .await
-            .unwrap()
-            .charged_micros,
-        1_500
-    );
-    assert!(
-        crashed
-            .commit(commit("lost0", 1_500))
-            .await
-            .unwrap()
-            .already_committed
-    );
+    assert_eq!(crashed.commit(commit("lost0", 1_500)).await.unwrap().charged_micros, 1_500);
+    assert!(crashed.commit(commit("lost0", 1_500)).await.unwrap().already_committed);
     assert!(!crashed.release(release("lost1")).await.unwrap().released);
-    assert_eq!(
-        totals(&survivor, "tenant", "acme", "day").await,
-        (1_500, 10_000)
-    );
+    assert_eq!(totals(&survivor, "tenant", "acme", "day").await, (1_500, 10_000));
 
     // Reaper racing commits: whichever wins, nothing is freed twice or charged twice.
     for i in 0..40 {
         let id = format!("race{i}");
-        assert!(
-            survivor
-                .reserve_at(reserve(&id, 100, vec![scope("tenant", "race")]), T0)
-                .await
-                .unwrap()
-                .granted
-        );
+        assert!(survivor.reserve_at(reserve(&id, 100, vec![scope("tenant", "race")]), T0).await.unwrap().granted);
     }
     let commits = async {
         for i in 0..40 {
-            let c = survivor
-                .commit_at(commit(&format!("race{i}"), 70), T0 + 60_000)
-                .await
-                .unwrap();
+            let c = survivor.commit_at(commit(&format!("race{i}"), 70), T0 + 60_000).await.unwrap();
             assert_eq!(c.charged_micros, 70);
         }
     };
@@ -422,11 +248,7 @@ async fn reaper_frees_expired_reservations_exactly() {
     };
     let (_, reaped) = tokio::join!(commits, reaps);
     let r = row(&survivor, "tenant", "race", "day").await;
-    assert_eq!(
-        (r.spent_micros, r.reserved_micros, r.requests),
-        (40 * 70, 0, 40),
-        "reaped {reaped}"
-    );
+    assert_eq!((r.spent_micros, r.reserved_micros, r.requests), (40 * 70, 0, 40), "reaped {reaped}");
 }
 
 #[tokio::test]
@@ -436,30 +258,19 @@ async fn background_reaper_runs_until_the_ledger_is_dropped() {
     cfg.reservation_ttl = Duration::from_millis(100);
     let l = RedisLedger::new(redis.url(), &cfg, "bg").unwrap();
     let task = l.spawn_reaper(Duration::from_millis(50));
-    assert!(
-        l.reserve(reserve("r", 42, scopes("acme", "u1", "fast", "c1")))
-            .await
-            .unwrap()
-            .granted
-    );
+    assert!(l.reserve(reserve("r", 42, scopes("acme", "u1", "fast", "c1"))).await.unwrap().granted);
     assert_eq!(totals(&l, "global", "", "day").await, (0, 42));
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(totals(&l, "global", "", "day").await, (0, 0));
     drop(l);
-    tokio::time::timeout(Duration::from_secs(2), task)
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(2), task).await.unwrap().unwrap();
 }
 
 #[tokio::test]
 async fn alerts_fire_once_per_scope_and_window() {
     let redis = RedisServer::start().unwrap();
     let cfg = config(
-        vec![
-            limit("tenant", None, Window::Day, 1_000),
-            limit("global", None, Window::Month, 1_000_000),
-        ],
+        vec![limit("tenant", None, Window::Day, 1_000), limit("global", None, Window::Month, 1_000_000)],
         FailMode::Closed,
     );
     let (l, clock, alerts) = ledger_at(redis.url(), &cfg, "t");
@@ -473,24 +284,10 @@ async fn alerts_fire_once_per_scope_and_window() {
     {
         let a = alerts.0.lock().unwrap();
         assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!(
-            (
-                a[0].scope.kind.as_str(),
-                a[0].scope.id.as_str(),
-                a[0].window
-            ),
-            ("tenant", "acme", Window::Day)
-        );
-        assert_eq!(
-            (a[0].limit.0, a[0].used.0, a[0].resets_at_unix_ms),
-            (1_000, 850, T0_NEXT_DAY)
-        );
+        assert_eq!((a[0].scope.kind.as_str(), a[0].scope.id.as_str(), a[0].window), ("tenant", "acme", Window::Day));
+        assert_eq!((a[0].limit.0, a[0].used.0, a[0].resets_at_unix_ms), (1_000, 850, T0_NEXT_DAY));
     }
     clock.set(T0_NEXT_DAY);
     assert!(l.reserve(reserve("e", 900, s())).await.unwrap().granted);
-    assert_eq!(
-        alerts.0.lock().unwrap().len(),
-        2,
-        "a new window alerts again"
-    );
+    assert_eq!(alerts.0.lock().unwrap().len(), 2, "a new window alerts again");
 }

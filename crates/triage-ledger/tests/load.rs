@@ -75,11 +75,9 @@ async fn gateway(ledger: RedisLedger, other: RedisLedger, i: u64, exp: Arc<Expec
     exp.total.fetch_add(actual, Ordering::SeqCst);
     exp.commits.fetch_add(1, Ordering::SeqCst);
     let mut by_scope = exp.by_scope.lock().unwrap();
-    for (kind, sid) in [
-        ("user", format!("acme:{user}")),
-        ("model", model.clone()),
-        ("conversation", format!("acme:{conv}")),
-    ] {
+    for (kind, sid) in
+        [("user", format!("acme:{user}")), ("model", model.clone()), ("conversation", format!("acme:{conv}"))]
+    {
         *by_scope.entry((kind.to_string(), sid)).or_default() += actual;
     }
     *exp.by_model.lock().unwrap().entry(model).or_default() += actual;
@@ -98,11 +96,7 @@ async fn two_gateways_2000_concurrent_requests_are_exact() {
     let clock = Arc::new(ManualClock::new(T0));
     // Generous timeout: 2,000 requests in flight on two shared cores queue for a while,
     // and this test is about exactness, not latency.
-    let opts = LedgerOptions {
-        clock: clock.clone(),
-        op_timeout: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let opts = LedgerOptions { clock: clock.clone(), op_timeout: Duration::from_secs(60), ..Default::default() };
     // One gateway brings its own connection manager, the other connects from the URL.
     let client = redis::Client::open(redis.url()).unwrap();
     let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
@@ -113,11 +107,7 @@ async fn two_gateways_2000_concurrent_requests_are_exact() {
     let started = Instant::now();
     let tasks: Vec<_> = (0..REQUESTS)
         .map(|i| {
-            let (l, o) = if i % 2 == 0 {
-                (a.clone(), b.clone())
-            } else {
-                (b.clone(), a.clone())
-            };
+            let (l, o) = if i % 2 == 0 { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) };
             tokio::spawn(gateway(l, o, i, exp.clone()))
         })
         .collect();
@@ -136,10 +126,7 @@ async fn two_gateways_2000_concurrent_requests_are_exact() {
         triage_core::Micros(total)
     );
     assert_eq!(commits + released + refused, REQUESTS);
-    assert!(
-        refused > 0,
-        "the limits must bind for this test to mean anything"
-    );
+    assert!(refused > 0, "the limits must bind for this test to mean anything");
 
     let rows = a.spend(pb::SpendRequest::default()).await.unwrap().rows;
     let mut seen = HashMap::new();
@@ -147,10 +134,7 @@ async fn two_gateways_2000_concurrent_requests_are_exact() {
         let s = r.scope.clone().unwrap();
         assert_eq!(r.reserved_micros, 0, "nothing left reserved: {r:?}");
         if r.limit_micros > 0 {
-            assert!(
-                r.spent_micros + r.reserved_micros <= r.limit_micros,
-                "over its limit: {r:?}"
-            );
+            assert!(r.spent_micros + r.reserved_micros <= r.limit_micros, "over its limit: {r:?}");
         }
         if r.window == "day" {
             seen.insert((s.kind.clone(), s.id.clone()), r.spent_micros);
@@ -164,11 +148,7 @@ async fn two_gateways_2000_concurrent_requests_are_exact() {
         assert_eq!(seen.get(k), Some(v), "{k:?}");
     }
     for kind in ["user", "model", "conversation"] {
-        let sum: i64 = seen
-            .iter()
-            .filter(|((k, _), _)| k == kind)
-            .map(|(_, v)| v)
-            .sum();
+        let sum: i64 = seen.iter().filter(|((k, _), _)| k == kind).map(|(_, v)| v).sum();
         assert_eq!(sum, total, "{kind} spend adds up to the total");
     }
     let models = a.model_spend(Window::Day).await.unwrap();
@@ -179,10 +159,7 @@ async fn two_gateways_2000_concurrent_requests_are_exact() {
     // Nothing is left for the reaper; the copies kept by the gateway that did not settle
     // (cross-instance commits) are pruned with it.
     let later = T0 + 2 * 300_000 + 1;
-    assert_eq!(
-        a.reap_at(later).await.unwrap() + b.reap_at(later).await.unwrap(),
-        0
-    );
+    assert_eq!(a.reap_at(later).await.unwrap() + b.reap_at(later).await.unwrap(), 0);
     assert_eq!(a.local_stats().inflight + b.local_stats().inflight, 0);
     assert_eq!(totals(&a, "global", "", "day").await, (total, 0));
 }

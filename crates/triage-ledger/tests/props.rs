@@ -144,25 +144,15 @@ fn redis_url() -> String {
 fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
     static CASE: AtomicU64 = AtomicU64::new(0);
     let prefix = format!("prop{}", CASE.fetch_add(1, Ordering::SeqCst));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let mut cfg = config(
-            vec![
-                limit("tenant", None, Window::Hour, HOUR_LIMIT),
-                limit("global", None, Window::Day, DAY_LIMIT),
-            ],
+            vec![limit("tenant", None, Window::Hour, HOUR_LIMIT), limit("global", None, Window::Day, DAY_LIMIT)],
             FailMode::Closed,
         );
         cfg.reservation_ttl = Duration::from_millis(TTL_MS as u64);
         let clock = Arc::new(ManualClock::new(T0));
-        let opts = LedgerOptions {
-            clock: clock.clone(),
-            op_timeout: Duration::from_secs(5),
-            ..Default::default()
-        };
+        let opts = LedgerOptions { clock: clock.clone(), op_timeout: Duration::from_secs(5), ..Default::default() };
         let l = RedisLedger::with_options(redis_url(), &cfg, &prefix, opts).unwrap();
         let mut m = Model::default();
         let mut now = T0;
@@ -170,15 +160,8 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
         for op in ops {
             match op {
                 Op::Reserve(i, amount) => {
-                    let got = l
-                        .reserve_at(reserve(&format!("r{i}"), amount, sc()), now)
-                        .await
-                        .unwrap();
-                    let spans: Vec<_> = Span::all_at(now)
-                        .unwrap()
-                        .into_iter()
-                        .map(|s| (s.window, s.id))
-                        .collect();
+                    let got = l.reserve_at(reserve(&format!("r{i}"), amount, sc()), now).await.unwrap();
+                    let spans: Vec<_> = Span::all_at(now).unwrap().into_iter().map(|s| (s.window, s.id)).collect();
                     if let Some((st, ..)) = m.reqs.get(&i) {
                         prop_assert!(got.existing);
                         prop_assert_eq!(got.granted, matches!(st, St::Reserved | St::Committed));
@@ -189,8 +172,7 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     prop_assert_eq!(got.granted, fits_hour && fits_day, "{:?}", got);
                     if got.granted {
                         m.add(&spans, 0, amount);
-                        m.reqs
-                            .insert(i, (St::Reserved, amount, spans, now + TTL_MS));
+                        m.reqs.insert(i, (St::Reserved, amount, spans, now + TTL_MS));
                     }
                 }
                 Op::Commit(i, actual) => {
@@ -202,10 +184,7 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     let got = got.unwrap();
                     match st {
                         St::Reserved | St::Expired => {
-                            prop_assert_eq!(
-                                (got.charged_micros, got.already_committed),
-                                (actual, false)
-                            );
+                            prop_assert_eq!((got.charged_micros, got.already_committed), (actual, false));
                             let freed = if st == St::Reserved { amount } else { 0 };
                             m.add(&spans, actual, -freed);
                             m.reqs.get_mut(&i).unwrap().0 = St::Committed;
@@ -234,12 +213,8 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 Op::Reap => {
                     let n = l.reap_at(now).await.unwrap();
-                    let due: Vec<u8> = m
-                        .reqs
-                        .iter()
-                        .filter(|(_, r)| r.0 == St::Reserved && r.3 <= now)
-                        .map(|(i, _)| *i)
-                        .collect();
+                    let due: Vec<u8> =
+                        m.reqs.iter().filter(|(_, r)| r.0 == St::Reserved && r.3 <= now).map(|(i, _)| *i).collect();
                     prop_assert_eq!(n, due.len());
                     for i in due {
                         let (_, amount, spans, _) = m.reqs[&i].clone();
@@ -254,11 +229,7 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 if at.iter().any(|s| s.window == *w && &s.id == id) {
                     let r = l
                         .spend_at(
-                            pb::SpendRequest {
-                                kind: "tenant".into(),
-                                id: "t".into(),
-                                window: w.as_str().into(),
-                            },
+                            pb::SpendRequest { kind: "tenant".into(), id: "t".into(), window: w.as_str().into() },
                             now,
                         )
                         .await

@@ -41,15 +41,10 @@ fn request(
         tenant: "acme".into(),
         system: Some(pb::SystemSignals {
             load: 0.4,
-            budget_remaining: [
-                ("global/day".to_owned(), 0.7),
-                ("tenant:acme/hour".to_owned(), 0.9),
-            ]
-            .into_iter()
-            .collect(),
-            breakers: [("claude-sonnet".to_owned(), pb::BreakerState::Closed as i32)]
+            budget_remaining: [("global/day".to_owned(), 0.7), ("tenant:acme/hour".to_owned(), 0.9)]
                 .into_iter()
                 .collect(),
+            breakers: [("claude-sonnet".to_owned(), pb::BreakerState::Closed as i32)].into_iter().collect(),
             unavailable: vec!["openai-gpt-4o".into()],
         }),
         requested_model: String::new(),
@@ -65,32 +60,11 @@ fn bench(c: &mut Criterion) {
         Err(e) => panic!("default policy: {e}"),
     };
     let cases = [
-        (
-            "simple_fast",
-            request(pb::Complexity::Simple, 0.95, 1, pb::Tier::Unspecified, ""),
-        ),
-        (
-            "moderate_default",
-            request(pb::Complexity::Moderate, 0.7, 3, pb::Tier::Unspecified, ""),
-        ),
-        (
-            "sticky_frontier",
-            request(
-                pb::Complexity::Simple,
-                0.95,
-                4,
-                pb::Tier::Frontier,
-                "claude-sonnet",
-            ),
-        ),
+        ("simple_fast", request(pb::Complexity::Simple, 0.95, 1, pb::Tier::Unspecified, "")),
+        ("moderate_default", request(pb::Complexity::Moderate, 0.7, 3, pb::Tier::Unspecified, "")),
+        ("sticky_frontier", request(pb::Complexity::Simple, 0.95, 4, pb::Tier::Frontier, "claude-sonnet")),
         ("complex_failover", {
-            let mut r = request(
-                pb::Complexity::Complex,
-                0.9,
-                2,
-                pb::Tier::Middle,
-                "groq-llama-70b",
-            );
+            let mut r = request(pb::Complexity::Complex, 0.9, 2, pb::Tier::Middle, "groq-llama-70b");
             if let Some(s) = r.system.as_mut() {
                 s.unavailable.push("claude-sonnet".into());
             }

@@ -196,28 +196,19 @@ impl fmt::Display for TestReport {
 }
 
 fn cases_error(message: String) -> Error {
-    Error::Load {
-        path: PathBuf::from("<policy cases>"),
-        message,
-    }
+    Error::Load { path: PathBuf::from("<policy cases>"), message }
 }
 
 /// Runs every case of `cases_yaml` against `policy`. `Err` only for a malformed cases file;
 /// mismatches are in the report.
 pub fn run_policy_tests(policy: &LocalPolicy, cases_yaml: &str) -> Result<TestReport> {
-    let file: CasesFile =
-        serde_yaml::from_str(cases_yaml).map_err(|e| cases_error(e.to_string()))?;
+    let file: CasesFile = serde_yaml::from_str(cases_yaml).map_err(|e| cases_error(e.to_string()))?;
     let mut failures = Vec::new();
     for case in &file.cases {
-        let req =
-            request(&case.input).map_err(|e| cases_error(format!("case `{}`: {e}", case.name)))?;
+        let req = request(&case.input).map_err(|e| cases_error(format!("case `{}`: {e}", case.name)))?;
         let (diffs, explanation) = check(policy, &req, &case.expect);
         if !diffs.is_empty() {
-            failures.push(CaseFailure {
-                name: case.name.clone(),
-                diffs,
-                explanation,
-            });
+            failures.push(CaseFailure { name: case.name.clone(), diffs, explanation });
         }
     }
     Ok(TestReport {
@@ -232,11 +223,7 @@ fn check(policy: &LocalPolicy, req: &pb::DecideRequest, want: &Expect) -> (Vec<F
     let mut diffs = Vec::new();
     let mut diff = |field: &str, expected: String, actual: String| {
         if expected != actual {
-            diffs.push(FieldDiff {
-                field: field.into(),
-                expected,
-                actual,
-            });
+            diffs.push(FieldDiff { field: field.into(), expected, actual });
         }
     };
     match (policy.decide_now(req), &want.error) {
@@ -252,11 +239,7 @@ fn check(policy: &LocalPolicy, req: &pb::DecideRequest, want: &Expect) -> (Vec<F
             (diffs, e.to_string())
         }
         (Ok(d), Some(text)) => {
-            diff(
-                "error",
-                format!("containing `{text}`"),
-                format!("decided `{}` by rule `{}`", d.model, d.rule_id),
-            );
+            diff("error", format!("containing `{text}`"), format!("decided `{}` by rule `{}`", d.model, d.rule_id));
             (diffs, d.reason)
         }
         (Ok(d), None) => {
@@ -274,11 +257,7 @@ fn check(policy: &LocalPolicy, req: &pb::DecideRequest, want: &Expect) -> (Vec<F
                 diff("escalation", e.to_string(), d.escalation.to_string());
             }
             if let Some(b) = want.budget_downgrade {
-                diff(
-                    "budget_downgrade",
-                    b.to_string(),
-                    d.budget_downgrade.to_string(),
-                );
+                diff("budget_downgrade", b.to_string(), d.budget_downgrade.to_string());
             }
             let mut why = d.reason;
             if !d.warnings.is_empty() {
@@ -316,16 +295,10 @@ fn request(i: &Input) -> std::result::Result<pb::DecideRequest, String> {
     let conv = &i.conversation;
     let tier = match conv.tier.as_str() {
         "" => pb::Tier::Unspecified,
-        t => Tier::parse(t)
-            .ok_or_else(|| format!("unknown tier `{t}`"))?
-            .to_pb(),
+        t => Tier::parse(t).ok_or_else(|| format!("unknown tier `{t}`"))?.to_pb(),
     };
-    let mut budget_remaining: std::collections::HashMap<String, f64> = i
-        .system
-        .budget_by_scope
-        .iter()
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
+    let mut budget_remaining: std::collections::HashMap<String, f64> =
+        i.system.budget_by_scope.iter().map(|(k, v)| (k.clone(), *v)).collect();
     if let Some(b) = i.system.budget {
         budget_remaining.insert("global".into(), b);
     }
@@ -336,9 +309,7 @@ fn request(i: &Input) -> std::result::Result<pb::DecideRequest, String> {
             "open" => pb::BreakerState::Open,
             "half_open" => pb::BreakerState::HalfOpen,
             x => {
-                return Err(format!(
-                    "unknown breaker state `{x}` (closed, open, half_open)"
-                ));
+                return Err(format!("unknown breaker state `{x}` (closed, open, half_open)"));
             }
         };
         breakers.insert(m.clone(), state as i32);
@@ -361,8 +332,7 @@ fn request(i: &Input) -> std::result::Result<pb::DecideRequest, String> {
             user_id: String::new(),
             plan: i.user.plan.clone(),
             premium: i.user.premium,
-            revenue_per_conversation_micros: (i.user.revenue_per_conversation * 1_000_000.0).round()
-                as i64,
+            revenue_per_conversation_micros: (i.user.revenue_per_conversation * 1_000_000.0).round() as i64,
         }),
         tenant: i.user.tenant.clone(),
         system: Some(pb::SystemSignals {

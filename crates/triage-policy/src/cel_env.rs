@@ -30,13 +30,8 @@ const CLASSIFICATION: &[(&str, Shape)] = &[
     ("available", Scalar),
     ("failure", Scalar),
 ];
-const CONVERSATION: &[(&str, Shape)] = &[
-    ("turns", Scalar),
-    ("tier", Scalar),
-    ("model", Scalar),
-    ("version", Scalar),
-    ("tokens", Scalar),
-];
+const CONVERSATION: &[(&str, Shape)] =
+    &[("turns", Scalar), ("tier", Scalar), ("model", Scalar), ("version", Scalar), ("tokens", Scalar)];
 const USER: &[(&str, Shape)] = &[
     ("tier", Scalar),
     ("plan", Scalar),
@@ -53,12 +48,8 @@ const SYSTEM: &[(&str, Shape)] = &[
 ];
 
 /// Every variable a condition may name, with its fields (documented in config/policy.yaml).
-const SCHEMA: &[(&str, &[(&str, Shape)])] = &[
-    ("classification", CLASSIFICATION),
-    ("conversation", CONVERSATION),
-    ("user", USER),
-    ("system", SYSTEM),
-];
+const SCHEMA: &[(&str, &[(&str, Shape)])] =
+    &[("classification", CLASSIFICATION), ("conversation", CONVERSATION), ("user", USER), ("system", SYSTEM)];
 
 /// Functions of cel-interpreter's default context; anything else fails at run time, so it is
 /// rejected at load instead. Operators (`_&&_`, `@in`, ...) are recognised by their sigils.
@@ -91,11 +82,7 @@ fn fields_of(root: &str) -> Option<&'static [(&'static str, Shape)]> {
 }
 
 fn names(fields: &[(&str, Shape)]) -> String {
-    fields
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(", ")
+    fields.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
 /// Rejects references to variables, fields and functions the environment does not have.
@@ -127,18 +114,11 @@ fn walk(e: &IdedExpr, locals: &mut Vec<String>) -> Result<Kind, String> {
                 };
                 match fields.iter().find(|(f, _)| *f == s.field) {
                     Some((_, shape)) => Ok(Kind::Field(*shape)),
-                    None => Err(format!(
-                        "unknown field `{root}.{}` (known: {})",
-                        s.field,
-                        names(fields)
-                    )),
+                    None => Err(format!("unknown field `{root}.{}` (known: {})", s.field, names(fields))),
                 }
             }
             Kind::Field(MapShape) | Kind::Other => Ok(Kind::Other),
-            Kind::Field(_) => Err(format!(
-                "`.{}` selects a field of a value that has none",
-                s.field
-            )),
+            Kind::Field(_) => Err(format!("`.{}` selects a field of a value that has none", s.field)),
         },
         Expr::Call(c) => {
             let operator = c.func_name.starts_with(['_', '@', '!', '-']);
@@ -160,9 +140,7 @@ fn walk(e: &IdedExpr, locals: &mut Vec<String>) -> Result<Kind, String> {
             locals.push(c.iter_var.clone());
             locals.extend(c.iter_var2.clone());
             locals.push(c.accu_var.clone());
-            let res = [&c.loop_cond, &c.loop_step, &c.result]
-                .into_iter()
-                .try_for_each(|x| walk(x, locals).map(|_| ()));
+            let res = [&c.loop_cond, &c.loop_step, &c.result].into_iter().try_for_each(|x| walk(x, locals).map(|_| ()));
             locals.truncate(before);
             res.map(|_| Kind::Other)
         }
@@ -229,12 +207,7 @@ struct Keys {
 impl Keys {
     fn new() -> Self {
         let k = |f: &[(&str, Shape)]| f.iter().map(|(n, _)| Key::from(*n)).collect();
-        Keys {
-            classification: k(CLASSIFICATION),
-            conversation: k(CONVERSATION),
-            user: k(USER),
-            system: k(SYSTEM),
-        }
+        Keys { classification: k(CLASSIFICATION), conversation: k(CONVERSATION), user: k(USER), system: k(SYSTEM) }
     }
 }
 
@@ -261,10 +234,7 @@ fn s(v: &str) -> Value {
 
 impl CelEnv {
     pub(crate) fn new() -> Self {
-        CelEnv {
-            root: Context::default(),
-            keys: Keys::new(),
-        }
+        CelEnv { root: Context::default(), keys: Keys::new() }
     }
 
     /// A child of the root context holding one request's variables. The order of each value
@@ -288,33 +258,17 @@ impl CelEnv {
             s(&f.conv_version),
             Value::Int(f.tokens),
         ];
-        let user = vec![
-            s(&f.plan),
-            s(&f.plan),
-            Value::Bool(f.premium),
-            s(&f.tenant),
-            Value::Float(f.revenue_dollars),
-        ];
-        let budgets: HashMap<Key, Value> = f
-            .budget_by_scope
-            .iter()
-            .map(|(k, v)| (Key::from(k.as_str()), Value::Float(*v)))
-            .collect();
-        let breakers: HashMap<Key, Value> = f
-            .breakers
-            .iter()
-            .map(|(k, v)| (Key::from(k.as_str()), s(v.as_str())))
-            .collect();
+        let user = vec![s(&f.plan), s(&f.plan), Value::Bool(f.premium), s(&f.tenant), Value::Float(f.revenue_dollars)];
+        let budgets: HashMap<Key, Value> =
+            f.budget_by_scope.iter().map(|(k, v)| (Key::from(k.as_str()), Value::Float(*v))).collect();
+        let breakers: HashMap<Key, Value> =
+            f.breakers.iter().map(|(k, v)| (Key::from(k.as_str()), s(v.as_str()))).collect();
         let unavailable: Vec<Value> = f.unavailable.iter().map(|m| s(m)).collect();
         let system = vec![
             Value::Float(f.load),
             Value::Float(f.budget),
-            Value::Map(Map {
-                map: Arc::new(budgets),
-            }),
-            Value::Map(Map {
-                map: Arc::new(breakers),
-            }),
+            Value::Map(Map { map: Arc::new(budgets) }),
+            Value::Map(Map { map: Arc::new(breakers) }),
             Value::List(Arc::new(unavailable)),
         ];
         ctx.add_variable_from_value("classification", map(&k.classification, classification));

@@ -15,26 +15,19 @@ use triage_proto::pb;
 /// Rule id reported when the caller's `requested_model` decided.
 pub const REQUESTED_MODEL_RULE: &str = "requested_model";
 
-pub(crate) fn decide(
-    p: &CompiledPolicy,
-    catalog: &Catalog,
-    req: &pb::DecideRequest,
-) -> Result<pb::DecideResponse> {
+pub(crate) fn decide(p: &CompiledPolicy, catalog: &Catalog, req: &pb::DecideRequest) -> Result<pb::DecideResponse> {
     let facts = Facts::from_request(req, catalog);
     let requested = match req.requested_model.as_str() {
         "" => None,
-        name => Some(catalog.get(name).ok_or_else(|| {
-            Error::InvalidRequest(format!("requested_model `{name}` is not a declared model"))
-        })?),
+        name => Some(
+            catalog
+                .get(name)
+                .ok_or_else(|| Error::InvalidRequest(format!("requested_model `{name}` is not a declared model")))?,
+        ),
     };
     let mut warnings = Vec::new();
     let rule = first_match(p, &facts, &mut warnings)?;
-    let mut d = Draft {
-        rule_id: rule.id.clone(),
-        reason: rule.reason.clone(),
-        warnings,
-        version: None,
-    };
+    let mut d = Draft { rule_id: rule.id.clone(), reason: rule.reason.clone(), warnings, version: None };
 
     // The caller's pin wins over every rule except a spend limit: budgets are hard walls.
     let (target, from_request) = match requested {
@@ -44,10 +37,7 @@ pub(crate) fn decide(
             (Arc::clone(m), true)
         }
         Some(m) => {
-            d.warnings.push(format!(
-                "requested model `{}` ignored: rule `{}` enforces a spend limit",
-                m.name, rule.id
-            ));
+            d.warnings.push(format!("requested model `{}` ignored: rule `{}` enforces a spend limit", m.name, rule.id));
             (rule_target(rule, catalog)?, false)
         }
         None => (rule_target(rule, catalog)?, false),
@@ -65,16 +55,11 @@ pub(crate) fn decide(
                 ));
             } else {
                 // Stickiness: a conversation never moves down because one turn looks easier.
-                d.reason.push_str(&format!(
-                    "; kept on {ct}: a conversation never moves down a tier"
-                ));
+                d.reason.push_str(&format!("; kept on {ct}: a conversation never moves down a tier"));
                 let pinned = catalog.get(&facts.conv_model).filter(|m| m.tier == ct);
                 let lifted = match pinned {
                     Some(m) => Arc::clone(m),
-                    None => catalog
-                        .get(catalog.tier_default(ct))
-                        .cloned()
-                        .ok_or_else(|| no_tier_model(ct))?,
+                    None => catalog.get(catalog.tier_default(ct)).cloned().ok_or_else(|| no_tier_model(ct))?,
                 };
                 chosen = d.resolve_retired(catalog, &lifted)?;
             }
@@ -93,33 +78,20 @@ pub(crate) fn decide(
 
     if rule.free_only {
         budget_downgrade = true;
-        d.warnings.push(format!(
-            "budget exhausted (remaining {:.3}): only zero-price models serve",
-            facts.budget
-        ));
+        d.warnings.push(format!("budget exhausted (remaining {:.3}): only zero-price models serve", facts.budget));
     }
-    let acceptable = |m: &ModelSpec| {
-        !m.is_retired()
-            && facts.is_down(&m.name).is_none()
-            && (!rule.free_only || m.price.is_free())
-    };
+    let acceptable =
+        |m: &ModelSpec| !m.is_retired() && facts.is_down(&m.name).is_none() && (!rule.free_only || m.price.is_free());
     let mut chain = fallback_chain(catalog, &chosen);
     if !acceptable(&chosen) {
         let why = facts.is_down(&chosen.name).unwrap_or("not zero-price");
         if let Some(i) = chain.iter().position(|m| acceptable(m)) {
             let next = chain.remove(i);
             chain.drain(..i);
-            let msg = format!(
-                "`{}` {why}: failed over to `{}` (declared fallback)",
-                chosen.name, next.name
-            );
+            let msg = format!("`{}` {why}: failed over to `{}` (declared fallback)", chosen.name, next.name);
             d.failover(&msg);
             chosen = next;
-        } else if let Some(free) = rule
-            .free_only
-            .then(|| cheapest_free(catalog, &acceptable))
-            .flatten()
-        {
+        } else if let Some(free) = rule.free_only.then(|| cheapest_free(catalog, &acceptable)).flatten() {
             let msg = format!(
                 "`{}` {why} and no declared fallback is free: `{}` (zero-price) serves",
                 chosen.name, free.name
@@ -132,27 +104,13 @@ pub(crate) fn decide(
             return Err(Error::NoModel(format!(
                 "`{}` is {why} and no declared fallback can serve ({})",
                 chosen.name,
-                if names.is_empty() {
-                    "none declared".to_owned()
-                } else {
-                    names.join(", ")
-                }
+                if names.is_empty() { "none declared".to_owned() } else { names.join(", ") }
             )));
         }
     }
-    if let Lifecycle::Deprecated {
-        replacement,
-        sunset,
-    } = &chosen.lifecycle
-    {
-        let when = sunset
-            .as_deref()
-            .map(|s| format!(", sunset {s}"))
-            .unwrap_or_default();
-        d.warnings.push(format!(
-            "model `{}` is deprecated{when}; replacement `{replacement}`",
-            chosen.name
-        ));
+    if let Lifecycle::Deprecated { replacement, sunset } = &chosen.lifecycle {
+        let when = sunset.as_deref().map(|s| format!(", sunset {s}")).unwrap_or_default();
+        d.warnings.push(format!("model `{}` is deprecated{when}; replacement `{replacement}`", chosen.name));
     }
 
     let escalation = facts.conv_tier.is_some_and(|ct| chosen.tier > ct)
@@ -163,11 +121,7 @@ pub(crate) fn decide(
         tier: chosen.tier.to_pb() as i32,
         rule_id: d.rule_id,
         reason: d.reason,
-        fallbacks: chain
-            .iter()
-            .filter(|m| acceptable(m))
-            .map(|m| m.name.clone())
-            .collect(),
+        fallbacks: chain.iter().filter(|m| acceptable(m)).map(|m| m.name.clone()).collect(),
         escalation,
         warnings: d.warnings,
         policy_version: p.version.clone(),
@@ -190,16 +144,10 @@ impl Draft {
         if !m.is_retired() {
             return Ok(Arc::clone(m));
         }
-        let r = catalog.resolve_retired(&m.name).ok_or_else(|| {
-            Error::NoModel(format!(
-                "`{}` is retired and its replacement is not declared",
-                m.name
-            ))
-        })?;
-        self.warnings.push(format!(
-            "model `{}` is retired; its replacement `{}` serves",
-            m.name, r.name
-        ));
+        let r = catalog
+            .resolve_retired(&m.name)
+            .ok_or_else(|| Error::NoModel(format!("`{}` is retired and its replacement is not declared", m.name)))?;
+        self.warnings.push(format!("model `{}` is retired; its replacement `{}` serves", m.name, r.name));
         self.version = None;
         Ok(Arc::clone(r))
     }
@@ -221,39 +169,27 @@ fn rule_target(rule: &Rule, catalog: &Catalog) -> Result<Arc<ModelSpec>> {
         Target::Tier(t) => catalog.tier_default(*t),
         Target::Model(m) => m.as_str(),
     };
-    catalog
-        .get(name)
-        .cloned()
-        .ok_or_else(|| Error::NoModel(format!("rule `{}`: `{name}` is not declared", rule.id)))
+    catalog.get(name).cloned().ok_or_else(|| Error::NoModel(format!("rule `{}`: `{name}` is not declared", rule.id)))
 }
 
 /// First rule whose condition is true. A condition that errors (a missing map key, say) does
 /// not match and is reported, so one odd input never blocks routing.
-fn first_match<'p>(
-    p: &'p CompiledPolicy,
-    facts: &Facts,
-    warnings: &mut Vec<String>,
-) -> Result<&'p Rule> {
+fn first_match<'p>(p: &'p CompiledPolicy, facts: &Facts, warnings: &mut Vec<String>) -> Result<&'p Rule> {
     let ctx = p.env.context(facts);
     for rule in &p.rules {
         match rule.program.execute(&ctx) {
             Ok(Value::Bool(true)) => return Ok(rule),
             Ok(Value::Bool(false)) => {}
-            Ok(v) => warnings.push(format!(
-                "rule `{}` skipped: `when` gave {} instead of a bool",
-                rule.id,
-                v.type_of()
-            )),
+            Ok(v) => {
+                warnings.push(format!("rule `{}` skipped: `when` gave {} instead of a bool", rule.id, v.type_of()))
+            }
             Err(e) => {
                 tracing::debug!(rule = %rule.id, error = %e, "policy condition failed; rule skipped");
                 warnings.push(format!("rule `{}` skipped: {e}", rule.id));
             }
         }
     }
-    Err(Error::Evaluation {
-        rule: crate::load::DEFAULT_RULE_ID.into(),
-        reason: "no rule matched".into(),
-    })
+    Err(Error::Evaluation { rule: crate::load::DEFAULT_RULE_ID.into(), reason: "no rule matched".into() })
 }
 
 /// The declared fallbacks of `m`, transitively and breadth first (its own list in order, then
@@ -261,8 +197,7 @@ fn first_match<'p>(
 /// declared models can appear: failover never drops to an undeclared one.
 pub(crate) fn fallback_chain(catalog: &Catalog, m: &ModelSpec) -> Vec<Arc<ModelSpec>> {
     let mut out: Vec<Arc<ModelSpec>> = Vec::new();
-    let mut queue: std::collections::VecDeque<&str> =
-        m.fallbacks.iter().map(String::as_str).collect();
+    let mut queue: std::collections::VecDeque<&str> = m.fallbacks.iter().map(String::as_str).collect();
     while let Some(name) = queue.pop_front() {
         let Some(spec) = catalog.resolve_retired(name) else {
             continue;

@@ -62,9 +62,7 @@ impl From<Error> for tonic::Status {
             Error::Remote(s) => s,
             Error::InvalidRequest(m) => tonic::Status::invalid_argument(m),
             Error::NoModel(_) => tonic::Status::unavailable(e.to_string()),
-            Error::Load { .. } | Error::InvalidRule { .. } => {
-                tonic::Status::failed_precondition(e.to_string())
-            }
+            Error::Load { .. } | Error::InvalidRule { .. } => tonic::Status::failed_precondition(e.to_string()),
             Error::Evaluation { .. } => tonic::Status::internal(e.to_string()),
         }
     }

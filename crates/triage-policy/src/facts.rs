@@ -86,8 +86,7 @@ impl Facts {
             _ => "",
         };
         let conv = req.conversation.clone().unwrap_or_default();
-        let conv_tier =
-            Tier::from_pb(conv.tier).or_else(|| catalog.get(&conv.model).map(|m| m.tier));
+        let conv_tier = Tier::from_pb(conv.tier).or_else(|| catalog.get(&conv.model).map(|m| m.tier));
         let user = req.user.clone().unwrap_or_default();
         let sys = req.system.clone().unwrap_or_default();
         let budget_by_scope: BTreeMap<String, f64> = sys
@@ -120,11 +119,7 @@ impl Facts {
             load: if sys.load.is_finite() { sys.load } else { 1.0 },
             budget,
             budget_by_scope,
-            breakers: sys
-                .breakers
-                .into_iter()
-                .map(|(k, v)| (k, Breaker::from_pb(v)))
-                .collect(),
+            breakers: sys.breakers.into_iter().map(|(k, v)| (k, Breaker::from_pb(v))).collect(),
             unavailable: sys.unavailable,
         }
     }
@@ -140,11 +135,7 @@ impl Facts {
 
 /// A request with every field set, for checking conditions at load.
 pub(crate) fn sample_request(catalog: &Catalog) -> pb::DecideRequest {
-    let first = catalog
-        .iter()
-        .next()
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
+    let first = catalog.iter().next().map(|m| m.name.clone()).unwrap_or_default();
     pb::DecideRequest {
         classification: Some(pb::Classification {
             complexity: pb::Complexity::Moderate as i32,
@@ -172,10 +163,7 @@ pub(crate) fn sample_request(catalog: &Catalog) -> pb::DecideRequest {
         system: Some(pb::SystemSignals {
             load: 0.5,
             budget_remaining: [("global/day".to_owned(), 0.5)].into_iter().collect(),
-            breakers: catalog
-                .iter()
-                .map(|m| (m.name.clone(), pb::BreakerState::Closed as i32))
-                .collect(),
+            breakers: catalog.iter().map(|m| (m.name.clone(), pb::BreakerState::Closed as i32)).collect(),
             unavailable: vec![first],
         }),
         requested_model: String::new(),

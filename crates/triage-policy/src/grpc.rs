@@ -44,9 +44,6 @@ impl RemotePolicy {
 impl Policy for RemotePolicy {
     async fn decide(&self, req: pb::DecideRequest) -> Result<pb::DecideResponse> {
         let mut c = self.0.clone();
-        c.decide(req)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(Error::Remote)
+        c.decide(req).await.map(tonic::Response::into_inner).map_err(Error::Remote)
     }
 }

@@ -41,11 +41,7 @@ pub fn policy_version(text: &str) -> String {
 }
 
 fn invalid(path: &Path, rule: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidRule {
-        path: path.to_path_buf(),
-        rule: rule.to_owned(),
-        reason: reason.into(),
-    }
+    Error::InvalidRule { path: path.to_path_buf(), rule: rule.to_owned(), reason: reason.into() }
 }
 
 /// Whitespace-insensitive form of a condition, to spot exact duplicates.
@@ -54,17 +50,12 @@ fn normalised(when: &str) -> String {
 }
 
 pub(crate) fn compile(text: &str, origin: &Path, catalog: &Catalog) -> Result<CompiledPolicy> {
-    let file: PolicyFile = serde_yaml::from_str(text).map_err(|e| Error::Load {
-        path: origin.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let file: PolicyFile =
+        serde_yaml::from_str(text).map_err(|e| Error::Load { path: origin.to_path_buf(), message: e.to_string() })?;
     if file.version != POLICY_FORMAT_VERSION {
         return Err(Error::Load {
             path: origin.to_path_buf(),
-            message: format!(
-                "version {} is not supported (expected {POLICY_FORMAT_VERSION})",
-                file.version
-            ),
+            message: format!("version {} is not supported (expected {POLICY_FORMAT_VERSION})", file.version),
         });
     }
     let env = CelEnv::new();
@@ -74,45 +65,25 @@ pub(crate) fn compile(text: &str, origin: &Path, catalog: &Catalog) -> Result<Co
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let mut rules = Vec::with_capacity(file.rules.len());
     for (i, spec) in file.rules.iter().enumerate() {
-        let id = if spec.id.trim().is_empty() {
-            format!("#{}", i + 1)
-        } else {
-            spec.id.clone()
-        };
+        let id = if spec.id.trim().is_empty() { format!("#{}", i + 1) } else { spec.id.clone() };
         if spec.id.trim().is_empty() {
             return Err(invalid(origin, &id, "`id` must not be empty"));
         }
         if let Some(j) = seen.insert(spec.id.as_str(), i) {
-            return Err(invalid(
-                origin,
-                &id,
-                format!("duplicate id (also rule #{})", j + 1),
-            ));
+            return Err(invalid(origin, &id, format!("duplicate id (also rule #{})", j + 1)));
         }
         if spec.reason.trim().is_empty() {
-            return Err(invalid(
-                origin,
-                &id,
-                "`reason` must not be empty: every decision says why",
-            ));
+            return Err(invalid(origin, &id, "`reason` must not be empty: every decision says why"));
         }
         let target = target(spec, origin, catalog, &mut warnings)?;
         let program = condition(spec, origin)?;
         match program.execute(&sample_ctx) {
             Ok(Value::Bool(_)) => {}
             Ok(v) => {
-                return Err(invalid(
-                    origin,
-                    &id,
-                    format!("`when` must be a bool, got {}", v.type_of()),
-                ));
+                return Err(invalid(origin, &id, format!("`when` must be a bool, got {}", v.type_of())));
             }
             Err(e) if is_static_error(&e) => {
-                return Err(invalid(
-                    origin,
-                    &id,
-                    format!("`when` fails for every request: {e}"),
-                ));
+                return Err(invalid(origin, &id, format!("`when` fails for every request: {e}")));
             }
             Err(_) => {}
         }
@@ -136,44 +107,21 @@ pub(crate) fn compile(text: &str, origin: &Path, catalog: &Catalog) -> Result<Co
     check_default(&rules, origin)?;
     warnings.extend(shadowed(&rules, origin));
     drop(sample_ctx);
-    Ok(CompiledPolicy {
-        rules,
-        version: policy_version(text),
-        source: origin.to_path_buf(),
-        env,
-        warnings,
-    })
+    Ok(CompiledPolicy { rules, version: policy_version(text), source: origin.to_path_buf(), env, warnings })
 }
 
-fn target(
-    spec: &RuleSpec,
-    origin: &Path,
-    catalog: &Catalog,
-    warnings: &mut Vec<String>,
-) -> Result<Target> {
+fn target(spec: &RuleSpec, origin: &Path, catalog: &Catalog, warnings: &mut Vec<String>) -> Result<Target> {
     let id = spec.id.as_str();
     match (&spec.model, &spec.tier) {
         (Some(_), Some(_)) => Err(invalid(origin, id, "set `model` or `tier`, not both")),
-        (None, None) => Err(invalid(
-            origin,
-            id,
-            "a target is required: `model: NAME` or `tier: fast|middle|frontier`",
-        )),
-        (None, Some(t)) => Tier::parse(t.trim()).map(Target::Tier).ok_or_else(|| {
-            invalid(
-                origin,
-                id,
-                format!("unknown tier `{t}` (fast, middle, frontier)"),
-            )
-        }),
+        (None, None) => Err(invalid(origin, id, "a target is required: `model: NAME` or `tier: fast|middle|frontier`")),
+        (None, Some(t)) => Tier::parse(t.trim())
+            .map(Target::Tier)
+            .ok_or_else(|| invalid(origin, id, format!("unknown tier `{t}` (fast, middle, frontier)"))),
         (Some(m), None) => {
             let Some(spec_m) = catalog.get(m) else {
                 let declared: Vec<&str> = catalog.iter().map(|m| m.name.as_str()).collect();
-                return Err(invalid(
-                    origin,
-                    id,
-                    format!("unknown model `{m}` (declared: {})", declared.join(", ")),
-                ));
+                return Err(invalid(origin, id, format!("unknown model `{m}` (declared: {})", declared.join(", "))));
             };
             match &spec_m.lifecycle {
                 Lifecycle::Retired { replacement } => warnings.push(format!(
@@ -194,17 +142,12 @@ fn target(
 fn condition(spec: &RuleSpec, origin: &Path) -> Result<Program> {
     let id = spec.id.as_str();
     if spec.when.trim().is_empty() {
-        return Err(invalid(
-            origin,
-            id,
-            "`when` must not be empty (use \"true\" to always match)",
-        ));
+        return Err(invalid(origin, id, "`when` must not be empty (use \"true\" to always match)"));
     }
     let ast = guarded(|| cel_parser::Parser::new().parse(&spec.when))
         .map_err(|e| invalid(origin, id, format!("`when` does not compile: {e}")))?;
     check_references(&ast).map_err(|e| invalid(origin, id, format!("`when`: {e}")))?;
-    guarded(|| Program::compile(&spec.when))
-        .map_err(|e| invalid(origin, id, format!("`when` does not compile: {e}")))
+    guarded(|| Program::compile(&spec.when)).map_err(|e| invalid(origin, id, format!("`when` does not compile: {e}")))
 }
 
 /// cel-parser 0.10 panics (in its ANTLR runtime) on some malformed input, e.g. a dangling
@@ -215,10 +158,7 @@ fn guarded<T, E: std::fmt::Display>(
 ) -> std::result::Result<T, String> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)) {
         Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(
-            "syntax error (incomplete expression: a dangling operator or unbalanced bracket?)"
-                .into(),
-        ),
+        Err(_) => Err("syntax error (incomplete expression: a dangling operator or unbalanced bracket?)".into()),
     }
 }
 
@@ -228,16 +168,12 @@ fn check_default(rules: &[Rule], origin: &Path) -> Result<()> {
     let need = "a final rule `default` with `when: \"true\"` is required";
     match rules.iter().position(|r| r.id == DEFAULT_RULE_ID) {
         None => Err(invalid(origin, DEFAULT_RULE_ID, format!("missing: {need}"))),
-        Some(i) if i + 1 != rules.len() => Err(invalid(
-            origin,
-            DEFAULT_RULE_ID,
-            format!("must be the last rule: {need}"),
-        )),
-        Some(i) if rules[i].when.trim() != "true" => Err(invalid(
-            origin,
-            DEFAULT_RULE_ID,
-            format!("`when` must be \"true\": {need}"),
-        )),
+        Some(i) if i + 1 != rules.len() => {
+            Err(invalid(origin, DEFAULT_RULE_ID, format!("must be the last rule: {need}")))
+        }
+        Some(i) if rules[i].when.trim() != "true" => {
+            Err(invalid(origin, DEFAULT_RULE_ID, format!("`when` must be \"true\": {need}")))
+        }
         Some(_) => Ok(()),
     }
 }
@@ -249,11 +185,7 @@ fn shadowed(rules: &[Rule], origin: &Path) -> Vec<String> {
     let mut conds: BTreeMap<String, &str> = BTreeMap::new();
     for r in rules {
         if let Some(a) = always {
-            out.push(format!(
-                "{}: rule `{}` is shadowed: rule `{a}` before it always matches",
-                origin.display(),
-                r.id
-            ));
+            out.push(format!("{}: rule `{}` is shadowed: rule `{a}` before it always matches", origin.display(), r.id));
         } else if let Some(prev) = conds.get(&normalised(&r.when)) {
             out.push(format!(
                 "{}: rule `{}` is shadowed: rule `{prev}` before it has the same condition",

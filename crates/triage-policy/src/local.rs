@@ -35,10 +35,8 @@ impl LocalPolicy {
     pub fn new(cfg: &Config, file: Option<&Path>) -> Result<LocalPolicy> {
         match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Load {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| crate::Error::Load { path: path.to_path_buf(), message: e.to_string() })?;
                 let mut p = Self::build(cfg, &text, path)?;
                 p.file = Some(path.to_path_buf());
                 p.last_seen = Mutex::new(Some(crate::load::policy_version(&text)));
@@ -86,12 +84,7 @@ impl LocalPolicy {
 
     /// Ids of the rules now in force, in order.
     pub fn rule_ids(&self) -> Vec<String> {
-        self.current
-            .load()
-            .rules
-            .iter()
-            .map(|r| r.id.clone())
-            .collect()
+        self.current.load().rules.iter().map(|r| r.id.clone()).collect()
     }
 
     /// Where the policy now in force came from.

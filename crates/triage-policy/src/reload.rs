@@ -51,10 +51,7 @@ impl LocalPolicy {
             *last = Some(seen);
         }
         let result = text
-            .map_err(|e| Error::Load {
-                path: path.clone(),
-                message: e.to_string(),
-            })
+            .map_err(|e| Error::Load { path: path.clone(), message: e.to_string() })
             .and_then(|t| compile(&t, path, &self.catalog));
         match result {
             Ok(compiled) => {
@@ -90,11 +87,7 @@ impl LocalPolicy {
 
     /// Polls the policy file every `interval` until `cancel` fires or the policy is dropped
     /// (the task holds only a weak reference, so it never keeps a policy alive).
-    pub fn spawn_reload(
-        self: &Arc<Self>,
-        interval: Duration,
-        cancel: CancellationToken,
-    ) -> JoinHandle<()> {
+    pub fn spawn_reload(self: &Arc<Self>, interval: Duration, cancel: CancellationToken) -> JoinHandle<()> {
         let weak: Weak<Self> = Arc::downgrade(self);
         let interval = interval.max(Duration::from_millis(10));
         tokio::spawn(async move {
@@ -119,8 +112,5 @@ impl LocalPolicy {
 }
 
 fn poisoned(path: &std::path::Path) -> Error {
-    Error::Load {
-        path: path.to_path_buf(),
-        message: "reload state lock poisoned".into(),
-    }
+    Error::Load { path: path.to_path_buf(), message: "reload state lock poisoned".into() }
 }

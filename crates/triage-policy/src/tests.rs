@@ -66,16 +66,12 @@ pub(crate) fn cfg() -> Config {
 pub(crate) fn lifecycle_cfg() -> Config {
     let mut c = cfg();
     let mut old = c.models["claude-sonnet"].clone();
-    old.lifecycle = Lifecycle::Retired {
-        replacement: "claude-sonnet".into(),
-    };
+    old.lifecycle = Lifecycle::Retired { replacement: "claude-sonnet".into() };
     old.fallbacks = vec![];
     c.models.insert("old-sonnet".into(), old);
     let mut legacy = c.models["openai-gpt-4o-mini"].clone();
-    legacy.lifecycle = Lifecycle::Deprecated {
-        replacement: "openai-gpt-4o-mini".into(),
-        sunset: Some("2099-01-01".into()),
-    };
+    legacy.lifecycle =
+        Lifecycle::Deprecated { replacement: "openai-gpt-4o-mini".into(), sunset: Some("2099-01-01".into()) };
     c.models.insert("legacy-mini".into(), legacy);
     let mut free_mid = c.models["groq-llama-70b"].clone();
     free_mid.price.input_per_mtok = Micros(0);
@@ -174,8 +170,7 @@ impl R {
 }
 
 pub(crate) fn decide(p: &LocalPolicy, r: &R) -> pb::DecideResponse {
-    p.decide_now(&r.0)
-        .unwrap_or_else(|e| panic!("decide failed for {r:?}: {e}"))
+    p.decide_now(&r.0).unwrap_or_else(|e| panic!("decide failed for {r:?}: {e}"))
 }
 
 pub(crate) fn tier_of(d: &pb::DecideResponse) -> Tier {

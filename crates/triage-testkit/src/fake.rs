@@ -76,11 +76,7 @@ pub enum Fault {
 impl Fault {
     /// An error status with a generic message.
     pub fn status(status: u16) -> Fault {
-        Fault::Status {
-            status,
-            message: format!("fake provider error {status}"),
-            retry_after: None,
-        }
+        Fault::Status { status, message: format!("fake provider error {status}"), retry_after: None }
     }
 
     /// 429 with `Retry-After: secs`.
@@ -136,11 +132,7 @@ pub(crate) trait Wire: Send + Sync + 'static {
 pub(crate) fn pieces(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (i, w) in text.split(' ').enumerate() {
-        out.push(if i == 0 {
-            w.to_string()
-        } else {
-            format!(" {w}")
-        });
+        out.push(if i == 0 { w.to_string() } else { format!(" {w}") });
     }
     out.retain(|p| !p.is_empty());
     out
@@ -162,17 +154,11 @@ impl Drop for FakeServer {
 }
 
 impl FakeServer {
-    pub(crate) async fn start<W: Wire>(
-        wire: W,
-        path: &'static str,
-        base_suffix: &str,
-    ) -> std::io::Result<FakeServer> {
+    pub(crate) async fn start<W: Wire>(wire: W, path: &'static str, base_suffix: &str) -> std::io::Result<FakeServer> {
         let shared = Arc::new(Shared::default());
         let wire = Arc::new(wire);
         let st = (shared.clone(), wire);
-        let app = axum::Router::new()
-            .route(path, axum::routing::post(handle::<W>))
-            .with_state(st);
+        let app = axum::Router::new().route(path, axum::routing::post(handle::<W>)).with_state(st);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         // Nagle off, as on real provider front-ends: SSE pieces leave when written.
@@ -182,12 +168,7 @@ impl FakeServer {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(FakeServer {
-            shared,
-            addr,
-            base_url: format!("http://{addr}{base_suffix}"),
-            task,
-        })
+        Ok(FakeServer { shared, addr, base_url: format!("http://{addr}{base_suffix}"), task })
     }
 
     /// Base URL to put in the model's config.
@@ -298,24 +279,16 @@ fn sse(
                 // Let the client read what was sent before the connection breaks: an abort
                 // can discard bytes still unread in the client's socket buffer.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                let err =
-                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake stream cut");
+                let err = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake stream cut");
                 return Some((Err(err), Some((it, sent, cut))));
             }
-            let wait = if sent == 0 {
-                first_delay.max(chunk_delay)
-            } else {
-                chunk_delay
-            };
+            let wait = if sent == 0 { first_delay.max(chunk_delay) } else { chunk_delay };
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
             sent += 1;
         }
-        Some((
-            Ok::<_, std::io::Error>(Bytes::from(frame)),
-            Some((it, sent, cut)),
-        ))
+        Some((Ok::<_, std::io::Error>(Bytes::from(frame)), Some((it, sent, cut))))
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -337,21 +310,13 @@ async fn handle<W: Wire>(
         path: uri.path().to_string(),
         headers: headers
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         body: parsed.clone(),
     };
     *shared.last.lock() = Some(recorded);
     if parsed.is_null() {
-        return json(
-            400,
-            &wire.error_body(400, "We could not parse the JSON body of your request."),
-        );
+        return json(400, &wire.error_body(400, "We could not parse the JSON body of your request."));
     }
     let required = shared.required_key.lock().clone();
     if let Some(key) = required
@@ -370,11 +335,7 @@ async fn handle<W: Wire>(
     match shared.next_fault(n) {
         None => {}
         Some(Fault::Latency(d)) => tokio::time::sleep(d).await,
-        Some(Fault::Status {
-            status,
-            message,
-            retry_after,
-        }) => {
+        Some(Fault::Status { status, message, retry_after }) => {
             let mut resp = json(status, &wire.error_body(status, &message));
             if let Some(ra) = retry_after.and_then(|r| axum::http::HeaderValue::from_str(&r).ok()) {
                 resp.headers_mut().insert("retry-after", ra);
@@ -396,9 +357,7 @@ async fn handle<W: Wire>(
             return Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "application/json")
-                .body(Body::from(
-                    "{\"id\": \"oops\", \"choices\": [ {\"message\": ",
-                ))
+                .body(Body::from("{\"id\": \"oops\", \"choices\": [ {\"message\": "))
                 .unwrap_or_default();
         }
         Some(Fault::CutStream { after_chunks }) => cut_after = Some(after_chunks),
@@ -406,12 +365,7 @@ async fn handle<W: Wire>(
         Some(Fault::FirstTokenDelay(d)) => first_delay = d,
     }
     if stream {
-        return sse(
-            wire.frames(&reply, &model, n, &parsed),
-            first_delay,
-            chunk_delay,
-            cut_after,
-        );
+        return sse(wire.frames(&reply, &model, n, &parsed), first_delay, chunk_delay, cut_after);
     }
     if !first_delay.is_zero() {
         tokio::time::sleep(first_delay).await;
@@ -420,13 +374,8 @@ async fn handle<W: Wire>(
     if cut_after.is_some() {
         // Unary cut: half the body, then the connection breaks.
         let half = Bytes::from(body.as_bytes()[..body.len() / 2].to_vec());
-        let parts: Vec<Result<Bytes, std::io::Error>> = vec![
-            Ok(half),
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "fake cut",
-            )),
-        ];
+        let parts: Vec<Result<Bytes, std::io::Error>> =
+            vec![Ok(half), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake cut"))];
         return Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/json")

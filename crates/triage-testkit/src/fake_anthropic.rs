@@ -13,9 +13,7 @@ impl FakeAnthropic {
     /// Starts on 127.0.0.1 on a free port. `base_url()` has no path (the adapter adds
     /// `/v1/messages`), like `https://api.anthropic.com`.
     pub async fn start() -> std::io::Result<FakeAnthropic> {
-        Ok(FakeAnthropic(
-            FakeServer::start(AnthropicWire, "/v1/messages", "").await?,
-        ))
+        Ok(FakeAnthropic(FakeServer::start(AnthropicWire, "/v1/messages", "").await?))
     }
 }
 
@@ -38,11 +36,7 @@ impl Wire for AnthropicWire {
     }
 
     fn sent_key(&self, headers: &HeaderMap) -> String {
-        headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
+        headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
     }
 
     fn error_body(&self, status: u16, message: &str) -> Value {
@@ -93,25 +87,15 @@ impl Wire for AnthropicWire {
             let d = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}});
             out.push((event("content_block_delta", &d), true));
         }
-        out.push((
-            event(
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": 0}),
-            ),
-            false,
-        ));
+        out.push((event("content_block_stop", &json!({"type": "content_block_stop", "index": 0})), false));
         let stop = r.stop_reason.clone().unwrap_or_else(|| "end_turn".into());
         let delta = json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": r.output_tokens}});
         out.push((event("message_delta", &delta), false));
-        out.push((
-            event("message_stop", &json!({"type": "message_stop"})),
-            false,
-        ));
+        out.push((event("message_stop", &json!({"type": "message_stop"})), false));
         out
     }
 
     fn malformed_frame(&self) -> String {
-        "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"delta\": {\n\n"
-            .to_string()
+        "event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"delta\": {\n\n".to_string()
     }
 }

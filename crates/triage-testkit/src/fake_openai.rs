@@ -12,9 +12,7 @@ pub struct FakeOpenAi(FakeServer);
 impl FakeOpenAi {
     /// Starts on 127.0.0.1 on a free port. `base_url()` ends in `/v1`.
     pub async fn start() -> std::io::Result<FakeOpenAi> {
-        Ok(FakeOpenAi(
-            FakeServer::start(OpenAiWire, "/v1/chat/completions", "/v1").await?,
-        ))
+        Ok(FakeOpenAi(FakeServer::start(OpenAiWire, "/v1/chat/completions", "/v1").await?))
     }
 }
 
@@ -37,15 +35,11 @@ fn chunk(id: &str, model: &str, choices: Value, usage: Option<Value>) -> String 
 
 impl Wire for OpenAiWire {
     fn key_matches(&self, headers: &HeaderMap, key: &str) -> bool {
-        headers.get("authorization").and_then(|v| v.to_str().ok())
-            == Some(format!("Bearer {key}").as_str())
+        headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(format!("Bearer {key}").as_str())
     }
 
     fn sent_key(&self, headers: &HeaderMap) -> String {
-        let v = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let v = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
         v.strip_prefix("Bearer ").unwrap_or(v).to_string()
     }
 
@@ -81,9 +75,7 @@ impl Wire for OpenAiWire {
         let id = format!("chatcmpl-fake{n}");
         // With include_usage every chunk carries `"usage": null` and an extra last chunk
         // with empty choices carries the totals.
-        let include_usage = request["stream_options"]["include_usage"]
-            .as_bool()
-            .unwrap_or(false);
+        let include_usage = request["stream_options"]["include_usage"].as_bool().unwrap_or(false);
         let null_usage = include_usage.then_some(Value::Null);
         let mut out = vec![(
             chunk(
@@ -100,12 +92,7 @@ impl Wire for OpenAiWire {
         }
         let fin = r.stop_reason.clone().unwrap_or_else(|| "stop".into());
         out.push((
-            chunk(
-                &id,
-                model,
-                json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": fin}]),
-                null_usage,
-            ),
+            chunk(&id, model, json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": fin}]), null_usage),
             false,
         ));
         if include_usage {

@@ -68,7 +68,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config { command: ConfigCommand::Check { file } } => match Config::load(&file) {
             Ok(cfg) => {
-                println!("{}: ok ({} models, fast={}, middle={}, frontier={})", file.display(), cfg.models.len(), cfg.tiers.fast, cfg.tiers.middle, cfg.tiers.frontier);
+                println!(
+                    "{}: ok ({} models, fast={}, middle={}, frontier={})",
+                    file.display(),
+                    cfg.models.len(),
+                    cfg.tiers.fast,
+                    cfg.tiers.middle,
+                    cfg.tiers.frontier
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -164,7 +171,11 @@ async fn route(
             resp.usage.map(|u| u.output_tokens).unwrap_or(0),
             resp.request_id,
             resp.conversation_id,
-            if resp.warnings.is_empty() { String::new() } else { format!("\n-- warnings: {}", resp.warnings.join("; ")) },
+            if resp.warnings.is_empty() {
+                String::new()
+            } else {
+                format!("\n-- warnings: {}", resp.warnings.join("; "))
+            },
         );
     }
     Ok(())
@@ -174,7 +185,11 @@ async fn route(
 fn spend_table(rows: &[pb::ScopeSpend]) -> String {
     use std::fmt::Write;
     let mut o = String::new();
-    let _ = writeln!(o, "{:<44} {:<6} {:>12} {:>12} {:>12} {:>9}", "scope", "window", "spent", "reserved", "limit", "requests");
+    let _ = writeln!(
+        o,
+        "{:<44} {:<6} {:>12} {:>12} {:>12} {:>9}",
+        "scope", "window", "spent", "reserved", "limit", "requests"
+    );
     for r in rows {
         let scope = r.scope.clone().unwrap_or_default();
         let name = if scope.id.is_empty() { scope.kind } else { format!("{}:{}", scope.kind, scope.id) };

@@ -2,7 +2,7 @@
 //! Redis set up. It listens on a unix socket only (no port to collide with, nothing
 //! reachable from outside) and keeps nothing on disk.
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -2,13 +2,13 @@
 //! in-flight calls within the grace period, and exits 0.
 
 use crate::stack::Stack;
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use triage_core::Config;
 use triage_core::config::SERVICE_NAMES;
 use triage_core::grpc::{self, Shutdown};
-use triage_core::Config;
 
 /// Parses `all` or a comma list of service names.
 pub fn parse_targets(target: &str) -> Result<BTreeSet<&'static str>> {
@@ -21,7 +21,9 @@ pub fn parse_targets(target: &str) -> Result<BTreeSet<&'static str>> {
             Some(n) => {
                 out.insert(*n);
             }
-            None => bail!("--target: unknown service `{t}`; expected all or a comma list of {}", SERVICE_NAMES.join(", ")),
+            None => {
+                bail!("--target: unknown service `{t}`; expected all or a comma list of {}", SERVICE_NAMES.join(", "))
+            }
         }
     }
     if out.is_empty() {
@@ -158,4 +160,3 @@ fn grpc_tls(config: &Config, listen_of: &str) -> Result<Option<tonic::transport:
 pub fn redis_url(config: &Config) -> Option<String> {
     std::env::var("TRIAGE_REDIS_URL").ok().filter(|s| !s.is_empty()).or_else(|| config.redis.url.clone())
 }
-

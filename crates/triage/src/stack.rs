@@ -2,15 +2,15 @@
 //! for the rest, so the gateway runs the same flow in one process or many.
 
 use crate::embedded_redis::EmbeddedRedis;
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use triage_backends::Backends;
 use triage_classifier::Classifier;
 use triage_context::ContextStore;
-use triage_core::grpc;
 use triage_core::Config;
+use triage_core::grpc;
 use triage_gateway::{Gateway, Services};
 use triage_ledger::Ledger;
 use triage_policy::Policy;
@@ -63,7 +63,9 @@ impl Stack {
                 (Some(e.url()), Some(e))
             }
             None if needs_redis => {
-                bail!("redis.url (or TRIAGE_REDIS_URL) must be set when services run in separate processes: they must share one Redis")
+                bail!(
+                    "redis.url (or TRIAGE_REDIS_URL) must be set when services run in separate processes: they must share one Redis"
+                )
             }
             None => (None, None),
         };
@@ -107,7 +109,12 @@ impl Stack {
         };
         let context: Arc<dyn ContextStore> = if targets.contains("context") {
             let url = redis_url.as_deref().context("context needs redis")?;
-            Arc::new(triage_context::RedisContext::new(connection(url).await?, &config.context, prefix.clone(), Some(backends.clone())))
+            Arc::new(triage_context::RedisContext::new(
+                connection(url).await?,
+                &config.context,
+                prefix.clone(),
+                Some(backends.clone()),
+            ))
         } else {
             Arc::new(triage_context::RemoteContext::new(remote("context")?))
         };
@@ -150,10 +157,15 @@ impl Stack {
                     let gw = self.gateway.clone().context("gateway not built")?;
                     let auth = self.auth.clone().context("auth not built")?;
                     let svc = triage_gateway::RouterServer::new(gw).with_auth(auth.clone()).into_service();
-                    builder.add_service(tonic::service::interceptor::InterceptedService::new(svc, auth.grpc_interceptor()));
+                    builder.add_service(tonic::service::interceptor::InterceptedService::new(
+                        svc,
+                        auth.grpc_interceptor(),
+                    ));
                 }
                 "classifier" => {
-                    builder.add_service(triage_classifier::ClassifierServer(self.services.classifier.clone()).into_service());
+                    builder.add_service(
+                        triage_classifier::ClassifierServer(self.services.classifier.clone()).into_service(),
+                    );
                 }
                 "policy" => {
                     builder.add_service(triage_policy::PolicyServer(self.services.policy.clone()).into_service());

@@ -50,33 +50,19 @@ pub struct M {
     pub extra: String,
 }
 
-pub fn openai(
-    name: &'static str,
-    base_url: &str,
-    model_id: &str,
-    key_file: Option<&std::path::Path>,
-) -> M {
-    let key = key_file
-        .map(|p| format!(", api_key: {{ file: {} }}", p.display()))
-        .unwrap_or_default();
+pub fn openai(name: &'static str, base_url: &str, model_id: &str, key_file: Option<&std::path::Path>) -> M {
+    let key = key_file.map(|p| format!(", api_key: {{ file: {} }}", p.display())).unwrap_or_default();
     M {
         name,
         tier: "middle",
-        provider: format!(
-            "{{ kind: openai, base_url: \"{base_url}\", model_id: {model_id}{key} }}"
-        ),
+        provider: format!("{{ kind: openai, base_url: \"{base_url}\", model_id: {model_id}{key} }}"),
         version: model_id.to_string(),
         fallbacks: vec![],
         extra: String::new(),
     }
 }
 
-pub fn anthropic(
-    name: &'static str,
-    base_url: &str,
-    model_id: &str,
-    key_file: &std::path::Path,
-) -> M {
+pub fn anthropic(name: &'static str, base_url: &str, model_id: &str, key_file: &std::path::Path) -> M {
     M {
         name,
         tier: "frontier",
@@ -181,12 +167,8 @@ pub async fn collect(mut s: ChunkStream) -> Collected {
     let mut c = Collected::default();
     while let Some(item) = s.next().await {
         match item {
-            Ok(pb::GenerateChunk {
-                chunk: Some(Chunk::Delta(d)),
-            }) => c.deltas.push(d),
-            Ok(pb::GenerateChunk {
-                chunk: Some(Chunk::Done(d)),
-            }) => c.done = Some(d),
+            Ok(pb::GenerateChunk { chunk: Some(Chunk::Delta(d)) }) => c.deltas.push(d),
+            Ok(pb::GenerateChunk { chunk: Some(Chunk::Done(d)) }) => c.done = Some(d),
             Ok(_) => {}
             Err(e) => c.error = Some(e),
         }
@@ -199,8 +181,5 @@ pub async fn stream(b: &LocalBackends, r: pb::GenerateRequest) -> Collected {
 }
 
 pub fn outcomes(r: &pb::GenerateResponse) -> Vec<(String, String)> {
-    r.attempts
-        .iter()
-        .map(|a| (a.model.clone(), a.outcome.clone()))
-        .collect()
+    r.attempts.iter().map(|a| (a.model.clone(), a.outcome.clone())).collect()
 }

@@ -17,28 +17,15 @@ pub const FRONTIER_VERSION: &str = "claude-3-5-sonnet-20241022";
 pub const SUMMARIZER: &str = "groq-llama-8b";
 
 pub fn config() -> ContextConfig {
-    ContextConfig {
-        ttl: Duration::from_secs(3600),
-        ..ContextConfig::default()
-    }
+    ContextConfig { ttl: Duration::from_secs(3600), ..ContextConfig::default() }
 }
 
-pub async fn store(
-    server: &RedisServer,
-    backends: Option<Arc<dyn Backends>>,
-    cfg: &ContextConfig,
-) -> RedisContext {
-    RedisContext::connect(&server.url(), cfg, "triage-test", backends)
-        .await
-        .expect("connect")
+pub async fn store(server: &RedisServer, backends: Option<Arc<dyn Backends>>, cfg: &ContextConfig) -> RedisContext {
+    RedisContext::connect(&server.url(), cfg, "triage-test", backends).await.expect("connect")
 }
 
 pub fn user(text: &str) -> pb::Message {
-    pb::Message {
-        role: pb::Role::User as i32,
-        content: text.into(),
-        ..Default::default()
-    }
+    pb::Message { role: pb::Role::User as i32, content: text.into(), ..Default::default() }
 }
 
 pub fn assistant(text: &str, model: &str, version: &str) -> pb::Message {
@@ -52,20 +39,11 @@ pub fn assistant(text: &str, model: &str, version: &str) -> pb::Message {
 }
 
 pub fn append(tenant: &str, id: &str, messages: Vec<pb::Message>) -> pb::AppendRequest {
-    pb::AppendRequest {
-        tenant: tenant.into(),
-        conversation_id: id.into(),
-        messages,
-        ..Default::default()
-    }
+    pb::AppendRequest { tenant: tenant.into(), conversation_id: id.into(), messages, ..Default::default() }
 }
 
 pub fn get(tenant: &str, id: &str) -> pb::GetConversationRequest {
-    pb::GetConversationRequest {
-        tenant: tenant.into(),
-        conversation_id: id.into(),
-        ..Default::default()
-    }
+    pb::GetConversationRequest { tenant: tenant.into(), conversation_id: id.into(), ..Default::default() }
 }
 
 /// What the scripted summarizer answers.
@@ -88,11 +66,7 @@ pub struct ScriptedSummarizer {
 
 impl ScriptedSummarizer {
     pub fn new(reply: Reply) -> Arc<Self> {
-        Arc::new(Self {
-            reply,
-            calls: AtomicUsize::new(0),
-            last_request: std::sync::Mutex::new(None),
-        })
+        Arc::new(Self { reply, calls: AtomicUsize::new(0), last_request: std::sync::Mutex::new(None) })
     }
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
@@ -101,19 +75,12 @@ impl ScriptedSummarizer {
 
 #[async_trait::async_trait]
 impl Backends for ScriptedSummarizer {
-    async fn generate(
-        &self,
-        req: pb::GenerateRequest,
-    ) -> triage_backends::Result<pb::GenerateResponse> {
+    async fn generate(&self, req: pb::GenerateRequest) -> triage_backends::Result<pb::GenerateResponse> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let model = req.model.clone();
         *self.last_request.lock().expect("lock") = Some(req);
         match &self.reply {
-            Reply::Fail => Err(triage_backends::Error::Provider {
-                model,
-                status: 503,
-                message: "overloaded".into(),
-            }),
+            Reply::Fail => Err(triage_backends::Error::Provider { model, status: 503, message: "overloaded".into() }),
             Reply::Hang => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Err(triage_backends::Error::InvalidRequest("unreachable".into()))
@@ -127,13 +94,8 @@ impl Backends for ScriptedSummarizer {
         }
     }
 
-    async fn generate_stream(
-        &self,
-        _req: pb::GenerateRequest,
-    ) -> triage_backends::Result<ChunkStream> {
-        Err(triage_backends::Error::InvalidRequest(
-            "not used by the context service".into(),
-        ))
+    async fn generate_stream(&self, _req: pb::GenerateRequest) -> triage_backends::Result<ChunkStream> {
+        Err(triage_backends::Error::InvalidRequest("not used by the context service".into()))
     }
 
     async fn list_models(&self) -> triage_backends::Result<pb::ListModelsResponse> {

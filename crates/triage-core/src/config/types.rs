@@ -219,10 +219,8 @@ pub struct ServicesTlsConfig {
 
 impl Default for ServicesConfig {
     fn default() -> Self {
-        let ep = |port: u16| Endpoint {
-            listen: format!("127.0.0.1:{port}"),
-            connect: format!("http://127.0.0.1:{port}"),
-        };
+        let ep =
+            |port: u16| Endpoint { listen: format!("127.0.0.1:{port}"), connect: format!("http://127.0.0.1:{port}") };
         Self {
             gateway: ep(50051),
             classifier: ep(50052),
@@ -385,9 +383,7 @@ impl ProviderConfig {
     /// The model id the provider knows the model by.
     pub fn provider_model_id(&self) -> String {
         match self {
-            ProviderConfig::Openai { model_id, .. } | ProviderConfig::Anthropic { model_id, .. } => {
-                model_id.clone()
-            }
+            ProviderConfig::Openai { model_id, .. } | ProviderConfig::Anthropic { model_id, .. } => model_id.clone(),
             ProviderConfig::Local { gguf, .. } => file_stem(gguf),
             ProviderConfig::Mistralrs { model_path } => file_stem(model_path),
         }
@@ -421,14 +417,16 @@ impl SecretRef {
     pub fn resolve(&self) -> Result<String, String> {
         if let Some(var) = &self.env
             && let Ok(v) = std::env::var(var)
-                && !v.trim().is_empty() {
-                    return Ok(v.trim().to_string());
-                }
+            && !v.trim().is_empty()
+        {
+            return Ok(v.trim().to_string());
+        }
         if let Some(path) = &self.file
             && let Ok(v) = std::fs::read_to_string(path)
-                && !v.trim().is_empty() {
-                    return Ok(v.trim().to_string());
-                }
+            && !v.trim().is_empty()
+        {
+            return Ok(v.trim().to_string());
+        }
         let mut places = Vec::new();
         if let Some(var) = &self.env {
             places.push(format!("env {var}"));

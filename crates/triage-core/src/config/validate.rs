@@ -43,16 +43,21 @@ pub(super) fn validate(cfg: &Config) -> Result<(), Invalid> {
         }
     }
     if let Some(url) = &cfg.redis.url
-        && !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {
-            return Err(("redis.url".into(), format!("`{url}` is not a redis:// URL")));
-        }
+        && !(url.starts_with("redis://")
+            || url.starts_with("rediss://")
+            || url.starts_with("redis+unix://")
+            || url.starts_with("unix://"))
+    {
+        return Err(("redis.url".into(), format!("`{url}` is not a redis:// URL")));
+    }
     if cfg.classifier.history_turns > 64 {
         return Err(("classifier.history_turns".into(), "must be at most 64".into()));
     }
     if let Some(s) = &cfg.context.summarizer_model
-        && !cfg.models.contains_key(s) {
-            return Err(("context.summarizer_model".into(), format!("unknown model `{s}`")));
-        }
+        && !cfg.models.contains_key(s)
+    {
+        return Err(("context.summarizer_model".into(), format!("unknown model `{s}`")));
+    }
     if cfg.context.prompt_turns == 0 {
         return Err(("context.prompt_turns".into(), "must be at least 1".into()));
     }
@@ -127,10 +132,13 @@ fn validate_model(name: &str, m: &ModelConfig, all: &BTreeMap<String, ModelConfi
             }
         }
     }
-    if let ProviderConfig::Anthropic { api_key, .. } | ProviderConfig::Openai { api_key: Some(api_key), .. } = &m.provider
-        && api_key.env.is_none() && api_key.file.is_none() {
-            return Err((at("provider.api_key"), "name an `env` variable or a `file`; keys are never inline".into()));
-        }
+    if let ProviderConfig::Anthropic { api_key, .. } | ProviderConfig::Openai { api_key: Some(api_key), .. } =
+        &m.provider
+        && api_key.env.is_none()
+        && api_key.file.is_none()
+    {
+        return Err((at("provider.api_key"), "name an `env` variable or a `file`; keys are never inline".into()));
+    }
     let mut seen = BTreeSet::new();
     for (i, fb) in m.fallbacks.iter().enumerate() {
         if fb == name {
@@ -175,7 +183,10 @@ fn check_fallback_cycles(models: &BTreeMap<String, ModelConfig>) -> Result<(), I
         if let Some(pos) = stack.iter().position(|s| *s == n) {
             let mut cycle: Vec<&str> = stack[pos..].to_vec();
             cycle.push(n);
-            return Err((format!("models.{}.fallbacks", stack[pos]), format!("fallback cycle: {}", cycle.join(" -> "))));
+            return Err((
+                format!("models.{}.fallbacks", stack[pos]),
+                format!("fallback cycle: {}", cycle.join(" -> ")),
+            ));
         }
         stack.push(n);
         if let Some(m) = models.get(n) {
@@ -267,9 +278,10 @@ fn validate_ledger(l: &LedgerConfig, models: &BTreeMap<String, ModelConfig>) -> 
         }
         if lim.scope == "model"
             && let Some(id) = &lim.id
-                && !models.contains_key(id) {
-                    return Err((at("id"), format!("unknown model `{id}`")));
-                }
+            && !models.contains_key(id)
+        {
+            return Err((at("id"), format!("unknown model `{id}`")));
+        }
         if lim.limit_micros <= 0 {
             return Err((at("limit_micros"), "must be greater than 0".into()));
         }

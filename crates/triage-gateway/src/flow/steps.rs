@@ -1,10 +1,10 @@
 //! The steps of the Route flow, one method each, with their deadlines and failure modes.
 
-use super::{budget_map, Steps};
+use super::{Steps, budget_map};
 use crate::{Error, Gateway, Result};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use triage_core::{now_unix_ms, Micros};
+use triage_core::{Micros, now_unix_ms};
 use triage_proto::pb;
 
 /// The messages sent to the model, and their estimated size.
@@ -67,7 +67,10 @@ impl Gateway {
         let n = self.config.classifier.history_turns as usize;
         let history = conv.turns[conv.turns.len().saturating_sub(n)..].to_vec();
         let creq = pb::ClassifyRequest { query: req.turn.clone(), history };
-        match steps.run("classify", self.config.server.deadlines.classify, self.services.classifier.classify(creq)).await {
+        match steps
+            .run("classify", self.config.server.deadlines.classify, self.services.classifier.classify(creq))
+            .await
+        {
             Ok(Ok(r)) => {
                 rec.classifier_outcome = if r.cache_hit { "cache_hit" } else { "ok" }.into();
                 steps.set_outcome(&rec.classifier_outcome);
@@ -301,7 +304,9 @@ impl Gateway {
             None => steps.run("generate", deadline, backends.generate(greq)).await,
             Some(sink) => steps.run("generate", deadline, stream_into(backends, greq, sink)).await,
         };
-        if let Ok(Ok(g)) = &res { self.load.record_answer(g, self.config.server.latency_target); }
+        if let Ok(Ok(g)) = &res {
+            self.load.record_answer(g, self.config.server.latency_target);
+        }
         match res {
             Ok(Ok(g)) => Ok(g),
             Ok(Err(triage_backends::Error::Exhausted { summary, attempts })) => {
@@ -370,7 +375,12 @@ impl Gateway {
             tenant: tenant.to_string(),
             conversation_id: req.conversation_id.clone(),
             messages: vec![
-                pb::Message { role: pb::Role::User as i32, content: req.turn.clone(), at_unix_ms: now, ..Default::default() },
+                pb::Message {
+                    role: pb::Role::User as i32,
+                    content: req.turn.clone(),
+                    at_unix_ms: now,
+                    ..Default::default()
+                },
                 pb::Message {
                     role: pb::Role::Assistant as i32,
                     content: g.text.clone(),

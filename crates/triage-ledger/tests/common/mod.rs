@@ -16,27 +16,15 @@ pub const T0_NEXT_DAY: i64 = 1_741_996_800_000;
 pub const MINUTE: i64 = 60_000;
 
 pub fn limit(scope: &str, id: Option<&str>, window: Window, micros: i64) -> LimitConfig {
-    LimitConfig {
-        scope: scope.into(),
-        id: id.map(Into::into),
-        window,
-        limit_micros: micros,
-    }
+    LimitConfig { scope: scope.into(), id: id.map(Into::into), window, limit_micros: micros }
 }
 
 pub fn config(limits: Vec<LimitConfig>, fail_mode: FailMode) -> LedgerConfig {
-    LedgerConfig {
-        limits,
-        fail_mode,
-        ..LedgerConfig::default()
-    }
+    LedgerConfig { limits, fail_mode, ..LedgerConfig::default() }
 }
 
 pub fn scope(kind: &str, id: &str) -> pb::Scope {
-    pb::Scope {
-        kind: kind.into(),
-        id: id.into(),
-    }
+    pb::Scope { kind: kind.into(), id: id.into() }
 }
 
 /// What the gateway sends: global, tenant, user, model, conversation.
@@ -51,12 +39,7 @@ pub fn scopes(tenant: &str, user: &str, model: &str, conversation: &str) -> Vec<
 }
 
 pub fn reserve(id: &str, amount: i64, scopes: Vec<pb::Scope>) -> pb::ReserveRequest {
-    pb::ReserveRequest {
-        request_id: id.into(),
-        scopes,
-        amount_micros: amount,
-        model: "fast".into(),
-    }
+    pb::ReserveRequest { request_id: id.into(), scopes, amount_micros: amount, model: "fast".into() }
 }
 
 pub fn commit(id: &str, actual: i64) -> pb::CommitRequest {
@@ -69,9 +52,7 @@ pub fn commit(id: &str, actual: i64) -> pb::CommitRequest {
 }
 
 pub fn release(id: &str) -> pb::ReleaseRequest {
-    pb::ReleaseRequest {
-        request_id: id.into(),
-    }
+    pb::ReleaseRequest { request_id: id.into() }
 }
 
 /// Collects alerts.
@@ -92,29 +73,14 @@ pub fn ledger_at(
 ) -> (RedisLedger, Arc<ManualClock>, Arc<Alerts>) {
     let clock = Arc::new(ManualClock::new(T0));
     let alerts = Arc::new(Alerts::default());
-    let opts = LedgerOptions {
-        clock: clock.clone(),
-        alert_hook: alerts.clone(),
-        op_timeout: Duration::from_secs(2),
-    };
-    (
-        RedisLedger::with_options(target, cfg, prefix, opts).unwrap(),
-        clock,
-        alerts,
-    )
+    let opts = LedgerOptions { clock: clock.clone(), alert_hook: alerts.clone(), op_timeout: Duration::from_secs(2) };
+    (RedisLedger::with_options(target, cfg, prefix, opts).unwrap(), clock, alerts)
 }
 
 /// One spend row.
 pub async fn row(l: &RedisLedger, kind: &str, id: &str, window: &str) -> pb::ScopeSpend {
     use triage_ledger::Ledger;
-    let r = l
-        .spend(pb::SpendRequest {
-            kind: kind.into(),
-            id: id.into(),
-            window: window.into(),
-        })
-        .await
-        .unwrap();
+    let r = l.spend(pb::SpendRequest { kind: kind.into(), id: id.into(), window: window.into() }).await.unwrap();
     assert_eq!(r.rows.len(), 1, "{r:?}");
     r.rows.into_iter().next().unwrap()
 }

@@ -24,13 +24,7 @@ fn policy() -> &'static LocalPolicy {
 }
 
 fn budget() -> impl Strategy<Value = Option<f64>> {
-    prop_oneof![
-        Just(None),
-        Just(Some(0.0)),
-        Just(Some(0.2)),
-        Just(Some(-1.0)),
-        (0.0f64..1.0).prop_map(Some)
-    ]
+    prop_oneof![Just(None), Just(Some(0.0)), Just(Some(0.2)), Just(Some(-1.0)), (0.0f64..1.0).prop_map(Some)]
 }
 
 prop_compose! {

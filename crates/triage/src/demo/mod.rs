@@ -5,13 +5,13 @@ mod report;
 mod simulated;
 
 use crate::stack::Stack;
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-use triage_core::config::{LimitConfig, TelemetryConfig, Window, SERVICE_NAMES};
 use triage_core::Config;
+use triage_core::config::{LimitConfig, SERVICE_NAMES, TelemetryConfig, Window};
 use triage_proto::pb;
 
 const SCRIPT: &str = include_str!("../../demo/conversations.yaml");

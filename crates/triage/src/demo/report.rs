@@ -10,21 +10,29 @@ fn label<E: Copy>(v: i32, f: impl Fn(i32) -> Option<E>, name: impl Fn(E) -> &'st
 }
 
 fn complexity(c: &pb::Classification) -> &'static str {
-    label(c.complexity, |v| pb::Complexity::try_from(v).ok(), |c| match c {
-        pb::Complexity::Simple => "simple",
-        pb::Complexity::Moderate => "moderate",
-        pb::Complexity::Complex => "complex",
-        pb::Complexity::Unspecified => "?",
-    })
+    label(
+        c.complexity,
+        |v| pb::Complexity::try_from(v).ok(),
+        |c| match c {
+            pb::Complexity::Simple => "simple",
+            pb::Complexity::Moderate => "moderate",
+            pb::Complexity::Complex => "complex",
+            pb::Complexity::Unspecified => "?",
+        },
+    )
 }
 
 fn category(c: &pb::Classification) -> &'static str {
-    label(c.category, |v| pb::Category::try_from(v).ok(), |c| match c {
-        pb::Category::Transactional => "transactional",
-        pb::Category::Analytical => "analytical",
-        pb::Category::Creative => "creative",
-        pb::Category::Unspecified => "?",
-    })
+    label(
+        c.category,
+        |v| pb::Category::try_from(v).ok(),
+        |c| match c {
+            pb::Category::Transactional => "transactional",
+            pb::Category::Analytical => "analytical",
+            pb::Category::Creative => "creative",
+            pb::Category::Unspecified => "?",
+        },
+    )
 }
 
 fn short(s: &str, n: usize) -> String {
@@ -40,12 +48,15 @@ fn short(s: &str, n: usize) -> String {
 pub fn header(models: &pb::ListModelsResponse, simulated: bool) {
     println!("Triage demo: every turn goes through context -> classify -> policy -> ledger -> backends -> context.");
     if simulated {
-        println!("Provider models are served by simulated providers on 127.0.0.1 speaking the real Groq/OpenAI/Anthropic wire formats (canned replies, real prices); the fast tier is the real local model.");
+        println!(
+            "Provider models are served by simulated providers on 127.0.0.1 speaking the real Groq/OpenAI/Anthropic wire formats (canned replies, real prices); the fast tier is the real local model."
+        );
     }
     println!("\n{:<20} {:<9} {:<10} {:<28} state", "model", "tier", "provider", "pinned version");
     for m in &models.models {
         let tier = Tier::from_pb(m.tier).map(|t| t.as_str()).unwrap_or("?");
-        let state = if m.available { "available".to_string() } else { format!("unavailable: {}", m.unavailable_reason) };
+        let state =
+            if m.available { "available".to_string() } else { format!("unavailable: {}", m.unavailable_reason) };
         println!("{:<20} {:<9} {:<10} {:<28} {}", m.name, tier, m.provider, m.version, state);
     }
 }
@@ -58,7 +69,16 @@ pub fn turn(n: usize, text: &str, res: &Result<pb::RouteResponse, triage_gateway
             let class = r
                 .classification
                 .as_ref()
-                .map(|c| format!("{}/{} conf {:.2} {}{}", complexity(c), category(c), c.confidence, c.language, if c.requires_context { " +ctx" } else { "" }))
+                .map(|c| {
+                    format!(
+                        "{}/{} conf {:.2} {}{}",
+                        complexity(c),
+                        category(c),
+                        c.confidence,
+                        c.language,
+                        if c.requires_context { " +ctx" } else { "" }
+                    )
+                })
                 .unwrap_or_else(|| "no classification (classifier failed)".into());
             let tier = Tier::from_pb(r.tier).map(|t| t.as_str()).unwrap_or("?");
             let mut flags = String::new();
@@ -92,7 +112,12 @@ pub struct Turn {
 
 impl Turn {
     /// Records a turn.
-    pub fn new(_conv: &str, res: Result<pb::RouteResponse, triage_gateway::Error>, wall: Duration, config: &Config) -> Turn {
+    pub fn new(
+        _conv: &str,
+        res: Result<pb::RouteResponse, triage_gateway::Error>,
+        wall: Duration,
+        config: &Config,
+    ) -> Turn {
         let catalog = Catalog::from_config(config);
         match res {
             Ok(r) => {
@@ -111,7 +136,15 @@ impl Turn {
                     wall,
                 }
             }
-            Err(_) => Turn { model: None, tier: None, cost: Micros::ZERO, frontier_cost: Micros::ZERO, escalated: false, downgraded: false, wall },
+            Err(_) => Turn {
+                model: None,
+                tier: None,
+                cost: Micros::ZERO,
+                frontier_cost: Micros::ZERO,
+                escalated: false,
+                downgraded: false,
+                wall,
+            },
         }
     }
 }

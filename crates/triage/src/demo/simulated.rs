@@ -4,8 +4,8 @@
 
 use anyhow::Result;
 use std::path::PathBuf;
-use triage_core::config::{ProviderConfig, SecretRef};
 use triage_core::Config;
+use triage_core::config::{ProviderConfig, SecretRef};
 use triage_testkit::{FakeAnthropic, FakeOpenAi, Fault, Reply};
 
 /// The three simulated providers and the key files the config points at.
@@ -18,7 +18,9 @@ pub struct Providers {
 
 fn reply(provider: &str) -> Reply {
     Reply {
-        text: format!("[simulated {provider} reply] Thanks for the details; here is a considered answer to your request."),
+        text: format!(
+            "[simulated {provider} reply] Thanks for the details; here is a considered answer to your request."
+        ),
         input_tokens: 180,
         output_tokens: 48,
         model: None,
