@@ -173,3 +173,25 @@ fn bad_input_names_the_line_and_fails() {
     let out = triage(&["replay", "--input", p.to_str().unwrap(), "--sweep", "confidence=0.9:0.5:0.1"], None);
     assert!(!out.status.success());
 }
+
+/// `triage policy test`: the shipped cases pass (exit 0); a wrong expectation fails with a
+/// readable diff and a non-zero exit.
+#[test]
+fn policy_test_passes_shipped_cases_and_diffs_a_mismatch() {
+    let ok = triage(&["policy", "test", "config/policy.yaml", "config/policy-cases.yaml"], None);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(" 0 failed"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let cases = std::fs::read_to_string(repo().join("config/policy-cases.yaml")).unwrap();
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&cases).unwrap();
+    let first = &mut v["cases"][0]["expect"];
+    let wrong = if first["rule"].as_str() == Some("default") { "complex_frontier" } else { "default" };
+    first["rule"] = wrong.into();
+    let path = dir.path().join("cases.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&v).unwrap()).unwrap();
+    let bad = triage(&["policy", "test", "config/policy.yaml", path.to_str().unwrap()], None);
+    assert!(!bad.status.success());
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(out.contains("FAIL") && out.contains(wrong), "{out}");
+}
