@@ -195,3 +195,48 @@ fn policy_test_passes_shipped_cases_and_diffs_a_mismatch() {
     let out = String::from_utf8_lossy(&bad.stdout);
     assert!(out.contains("FAIL") && out.contains(wrong), "{out}");
 }
+
+/// `triage classify`: one stable JSON line per input line, in order; extra fields ignored.
+#[test]
+fn classify_writes_stable_labels_in_input_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = heuristic_config(dir.path());
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"id": "a", "query": "where is my order 1234?", "extra": 1}"#,
+            "\n",
+            r#"{"id": "b", "query": "and the red one?", "history": [{"role": "user", "content": "is the blue jacket in stock?"}, {"role": "assistant", "content": "Yes."}]}"#,
+            "\n",
+            r#"{"id": "c", "query": "Review clause 14 against the indemnity in clause 9 and draft our legal position on the $900 refund."}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let output = dir.path().join("out.jsonl");
+    let out =
+        triage(&["classify", "--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()], Some(&config));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&output).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|l| l["id"].as_str().unwrap()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    for l in &lines {
+        let keys: Vec<&str> = l.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in [
+            "id",
+            "complexity",
+            "category",
+            "requires_context",
+            "confidence",
+            "language",
+            "latency_us",
+            "model_version",
+        ] {
+            assert!(keys.contains(&k), "{k} missing in {l}");
+        }
+        assert_eq!(l["model_version"], "heuristic-v1");
+    }
+    assert_eq!(lines[0]["complexity"], "simple");
+    assert_eq!(lines[2]["complexity"], "complex");
+}

@@ -60,6 +60,17 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The classifier settings with their model paths resolved (see [`Config::resolve_path`]).
+    pub fn classifier_resolved(&self) -> ClassifierConfig {
+        let mut c = self.classifier.clone();
+        c.encoder_dir = self.resolve_path(&c.encoder_dir);
+        c.heads = c.heads.as_ref().map(|h| self.resolve_path(h));
+        c.llm_path = c.llm_path.as_ref().map(|h| self.resolve_path(h));
+        c
+    }
+}
+
 fn describe_yaml_error(e: &serde_yaml::Error) -> String {
     // serde_yaml puts the key path first ("models.x.tier: unknown variant ...") and the
     // location last; keep both, they are what an operator needs to find the mistake.

@@ -83,6 +83,16 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Labels a JSONL log (`{"id", "query", "history"?}` per line, extra fields ignored)
+    /// with the configured classifier; one JSON line of labels per input line.
+    Classify {
+        /// Input file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output file (stdout when absent).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// What-if routing of a query log (JSONL) under a policy: share per model and tier, cost
     /// per 1,000 queries against all-frontier, escalation rate; no model is called.
     Replay {

@@ -7,6 +7,7 @@ use triage_core::Config;
 use triage_proto::pb;
 use triage_proto::pb::router_client::RouterClient;
 
+mod classify;
 mod explain;
 mod replay;
 
@@ -106,6 +107,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", spend_table(&rows));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Classify { input, output } => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            classify::run(&config, &input, output.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { input, policy, json, sweep, plot } => {

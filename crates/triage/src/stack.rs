@@ -88,10 +88,7 @@ impl Stack {
             Arc::new(triage_backends::RemoteBackends::new(remote("backends")?))
         };
         let classifier: Arc<dyn Classifier> = if targets.contains("classifier") {
-            let mut ccfg = config.classifier.clone();
-            ccfg.encoder_dir = config.resolve_path(&ccfg.encoder_dir);
-            ccfg.heads = ccfg.heads.as_ref().map(|h| config.resolve_path(h));
-            triage_classifier::build(&ccfg, redis_url.as_deref())?
+            triage_classifier::build(&config.classifier_resolved(), redis_url.as_deref())?
         } else {
             Arc::new(triage_classifier::RemoteClassifier::new(remote("classifier")?))
         };

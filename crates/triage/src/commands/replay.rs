@@ -2,7 +2,7 @@
 //! model: share per model and tier, cost per 1,000 queries against an all-frontier
 //! baseline, escalation rate; `--sweep` moves the fast-tier confidence gate.
 
-mod input;
+pub(crate) mod input;
 mod report;
 mod sim;
 mod sweep;
@@ -138,9 +138,7 @@ fn run_sweep(
 /// replay must not fill the production cache with its labels). A failed classification is
 /// left unlabelled, so the policy's classifier-failure rule decides it, as in production.
 async fn classify(config: &Config, entries: &mut [input::Entry]) -> Result<()> {
-    let mut ccfg = config.classifier.clone();
-    ccfg.encoder_dir = config.resolve_path(&ccfg.encoder_dir);
-    ccfg.heads = ccfg.heads.as_ref().map(|h| config.resolve_path(h));
+    let ccfg = config.classifier_resolved();
     let classifier = triage_classifier::build(&ccfg, None).context("building the classifier")?;
     let keep = ccfg.history_turns as usize;
     let todo: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].classification.is_none()).collect();
