@@ -69,7 +69,7 @@ pub async fn run(config: &Config, input_path: &Path, output: Option<&Path>) -> R
         });
         writeln!(out, "{line}")?;
         done += 1;
-        if total >= 500 && done % 500 == 0 {
+        if total >= 500 && done.is_multiple_of(500) {
             eprintln!("classify: {done}/{total} ({:.0}/s)", done as f64 / started.elapsed().as_secs_f64().max(1e-9));
         }
     }
