@@ -189,10 +189,6 @@ impl Classifier for EmbeddedClassifier {
         };
         let x = self.core.features_for(&req.query, &turns, &texts[1..], emb);
         let classification = self.core.heads.classification(&x, &self.core.version);
-        Ok(pb::ClassifyResponse {
-            classification: Some(classification),
-            cache_hit: false,
-            latency_us: start.elapsed().as_micros() as u64,
-        })
+        Ok(crate::fresh_response(classification, start))
     }
 }

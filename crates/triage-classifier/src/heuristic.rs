@@ -163,11 +163,7 @@ impl Classifier for HeuristicClassifier {
             return Err(Error::InvalidRequest("empty query".into()));
         }
         let classification = self.label(&req.query, &req.history);
-        Ok(pb::ClassifyResponse {
-            classification: Some(classification),
-            cache_hit: false,
-            latency_us: start.elapsed().as_micros() as u64,
-        })
+        Ok(crate::fresh_response(classification, start))
     }
 }
 

@@ -48,6 +48,15 @@ impl<T: Classifier + ?Sized> Classifier for Arc<T> {
     }
 }
 
+/// A freshly computed (not cached) answer, timed from `start`.
+pub(crate) fn fresh_response(classification: pb::Classification, start: std::time::Instant) -> pb::ClassifyResponse {
+    pb::ClassifyResponse {
+        classification: Some(classification),
+        cache_hit: false,
+        latency_us: start.elapsed().as_micros() as u64,
+    }
+}
+
 /// The classifier `cfg` asks for, behind the Redis cache when `cfg.cache.enabled` and a
 /// `redis_url` is given. Inside a tokio runtime the embedded classifier gets a batcher.
 ///

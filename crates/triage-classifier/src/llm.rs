@@ -146,11 +146,7 @@ impl<E: JsonChat> Classifier for LlmClassifier<E> {
             }
             Err(e) => return Err(e),
         };
-        Ok(pb::ClassifyResponse {
-            classification: Some(classification),
-            cache_hit: false,
-            latency_us: start.elapsed().as_micros() as u64,
-        })
+        Ok(crate::fresh_response(classification, start))
     }
 }
 

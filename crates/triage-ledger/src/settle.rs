@@ -14,7 +14,8 @@ use triage_core::config::FailMode;
 use triage_proto::pb;
 
 static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("lua/free.lua"), include_str!("lua/release.lua"))));
 
 /// Result of the commit script, decoded.
 pub(crate) enum Committed {
