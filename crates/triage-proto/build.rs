@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "triage/v1/backends.proto",
         "triage/v1/context.proto",
         "triage/v1/ledger.proto",
+        "triage/v1/admin.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

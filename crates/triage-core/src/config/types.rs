@@ -317,6 +317,47 @@ pub struct ModelConfig {
     /// Time-to-first-token deadline of streams; defaults to `backends.ttft_timeout`.
     #[serde(default, with = "humantime_serde")]
     pub ttft_timeout: Option<Duration>,
+    /// A version swap in progress: the previous version keeps the conversations pinned to it
+    /// until the drain deadline. Absent when the model serves one version.
+    #[serde(default)]
+    pub rollout: Option<Rollout>,
+}
+
+/// A rolling version swap: `version`/`provider` above are the new version; `previous` drains.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// The version being replaced.
+    pub previous: PreviousVersion,
+    /// When conversations still on the previous version move to the new one (with a
+    /// handoff) at their next turn. RFC 3339, e.g. `2026-11-28T18:00:00Z`.
+    #[serde(with = "humantime_serde")]
+    pub drain_until: std::time::SystemTime,
+    /// Percent (0..=100) of new conversations sent to the new version before the deadline;
+    /// the rest start on the previous one. 100 sends every new conversation to the new one.
+    #[serde(default = "full_weight")]
+    pub canary_weight: u8,
+}
+
+fn full_weight() -> u8 {
+    100
+}
+
+/// The draining version of a model and how to call it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousVersion {
+    /// Its pinned version.
+    pub version: String,
+    /// How to call it (usually the same provider with the old model id).
+    pub provider: ProviderConfig,
+}
+
+impl Rollout {
+    /// Whether the previous version still serves at `now`.
+    pub fn draining(&self, now: std::time::SystemTime) -> bool {
+        now < self.drain_until
+    }
 }
 
 /// How to reach a model.

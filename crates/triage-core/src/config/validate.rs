@@ -161,6 +161,17 @@ fn validate_model(name: &str, m: &ModelConfig, all: &BTreeMap<String, ModelConfi
             Some(_) => {}
         }
     }
+    if let Some(r) = &m.rollout {
+        if r.previous.version.trim().is_empty() {
+            return Err((at("rollout.previous.version"), "must not be empty".into()));
+        }
+        if r.previous.version == m.version {
+            return Err((at("rollout.previous.version"), format!("equals the new version `{}`", m.version)));
+        }
+        if r.canary_weight > 100 {
+            return Err((at("rollout.canary_weight"), format!("{} is not a percent (0..=100)", r.canary_weight)));
+        }
+    }
     for (f, d) in [("timeout", m.timeout), ("ttft_timeout", m.ttft_timeout)] {
         if d.is_some_and(|d| d.is_zero()) {
             return Err((at(f), "must be greater than 0".into()));
