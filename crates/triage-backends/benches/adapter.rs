@@ -44,6 +44,7 @@ fn request() -> pb::GenerateRequest {
         max_tokens: 64,
         temperature: None,
         json_schema: String::new(),
+        model_version: String::new(),
     }
 }
 

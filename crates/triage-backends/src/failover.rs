@@ -10,8 +10,10 @@ use crate::{ChunkStream, Error, Result};
 use futures::StreamExt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+use tracing::Instrument;
 use triage_core::config::Lifecycle;
+use triage_core::telemetry::gen_ai;
 use triage_proto::pb;
 
 /// What the walk has gathered so far; becomes the response's metadata.
@@ -134,6 +136,27 @@ fn resolve(inner: &Inner, name: &str, tried: &mut Vec<String>, out: &mut Outcome
     Some(m)
 }
 
+/// The live version of the requested model: the previous version while a rolling swap drains
+/// it and the request is pinned to it (a running conversation finishes where it started),
+/// else the current one, with a warning when the pin named a version no longer served.
+fn pick_version(inner: &Inner, m: Arc<Model>, version: &str, out: &mut Outcome) -> Arc<Model> {
+    if version.is_empty() || version == m.spec.version {
+        return m;
+    }
+    if let Some(d) = inner.previous.get(&m.spec.name)
+        && d.model.spec.version == version
+        && SystemTime::now() < d.until
+        && d.model.provider.is_some()
+    {
+        return d.model.clone();
+    }
+    out.warnings.push(format!(
+        "version `{version}` of `{}` is not served any more; its current version `{}` answers",
+        m.spec.name, m.spec.version
+    ));
+    m
+}
+
 /// Calls `once` until it succeeds, the error is not retryable, `max_retries` is reached,
 /// the retry budget is spent, the breaker refuses, or the next wait would pass the
 /// deadline. `once` gets the time it may take.
@@ -214,6 +237,12 @@ fn exhausted(out: Outcome) -> Error {
     Error::Exhausted { summary, attempts: out.attempts }
 }
 
+/// The GenAI span of the calls to `m` (retries included) for `req`.
+fn chat_span(m: &Model, req: &pb::GenerateRequest) -> tracing::Span {
+    let id = if m.spec.provider_model_id.is_empty() { &m.spec.version } else { &m.spec.provider_model_id };
+    gen_ai::chat_span(m.spec.provider, &m.spec.name, id, req.max_tokens)
+}
+
 fn provider_of(m: &Model) -> Result<Arc<dyn Provider>> {
     m.provider.clone().ok_or_else(|| Error::Unavailable {
         model: m.spec.name.clone(),
@@ -231,9 +260,12 @@ pub(crate) async fn generate(inner: &Inner, req: &pb::GenerateRequest) -> Result
         let Some(m) = resolve(inner, name, &mut tried, &mut out) else {
             continue;
         };
+        let m =
+            if i == 0 && m.spec.name == req.model { pick_version(inner, m, &req.model_version, &mut out) } else { m };
         let provider = provider_of(&m)?;
         let started = Instant::now();
         let model_name = &m.spec.name;
+        let span = chat_span(&m, req);
         let (res, retries) = with_retries(inner, &m, p.deadline, |limit| {
             let (provider, call) = (&provider, &call);
             async move {
@@ -243,15 +275,20 @@ pub(crate) async fn generate(inner: &Inner, req: &pb::GenerateRequest) -> Result
                 }
             }
         })
+        .instrument(span.clone())
         .await;
         match res {
             Ok((reply, permit)) => {
                 permit.finish(BreakerOutcome::Success);
                 out.attempts.push(attempt(model_name, m.spec.provider, "ok", String::new(), started, retries));
                 out.downgraded = i > 0;
+                let _entered = span.enter();
                 return Ok(m.response(reply.text, reply.finish, out));
             }
-            Err(e) => failed(&m, &e, started, retries, &mut out),
+            Err(e) => {
+                gen_ai::record_error(&span, e.outcome());
+                failed(&m, &e, started, retries, &mut out)
+            }
         }
     }
     Err(exhausted(out))
@@ -285,10 +322,13 @@ pub(crate) async fn generate_stream(inner: &Inner, req: &pb::GenerateRequest) ->
         let Some(m) = resolve(inner, name, &mut tried, &mut out) else {
             continue;
         };
+        let m =
+            if i == 0 && m.spec.name == req.model { pick_version(inner, m, &req.model_version, &mut out) } else { m };
         let provider = provider_of(&m)?;
         let started = Instant::now();
         let model_name = &m.spec.name;
         let ttft = m.ttft_timeout;
+        let span = chat_span(&m, req);
         let (res, retries) = with_retries(inner, &m, p.deadline, |limit| {
             let (provider, call) = (&provider, &call);
             let limit = ttft.min(limit);
@@ -299,6 +339,7 @@ pub(crate) async fn generate_stream(inner: &Inner, req: &pb::GenerateRequest) ->
                 }
             }
         })
+        .instrument(span.clone())
         .await;
         match res {
             Ok(((stream, first), permit)) => {
@@ -307,10 +348,15 @@ pub(crate) async fn generate_stream(inner: &Inner, req: &pb::GenerateRequest) ->
                 out.downgraded = i > 0;
                 let deadline = (Instant::now() + m.timeout).min(p.deadline);
                 let (tx, rx) = tokio::sync::mpsc::channel(64);
-                tokio::spawn(crate::stream::forward(m.clone(), stream, first, permit, out, deadline, tx));
+                // The span ends with the stream, where the usage is known.
+                let forward = crate::stream::forward(m.clone(), stream, first, permit, out, deadline, tx);
+                tokio::spawn(forward.instrument(span));
                 return Ok(tokio_stream::wrappers::ReceiverStream::new(rx).boxed());
             }
-            Err(e) => failed(&m, &e, started, retries, &mut out),
+            Err(e) => {
+                gen_ai::record_error(&span, e.outcome());
+                failed(&m, &e, started, retries, &mut out)
+            }
         }
     }
     Err(exhausted(out))

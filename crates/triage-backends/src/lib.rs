@@ -21,6 +21,7 @@ mod grpc;
 mod local;
 mod openai;
 pub mod provider;
+mod registry;
 mod retry;
 mod service;
 mod sse;

@@ -5,12 +5,13 @@ use crate::breaker::Breaker;
 use crate::provider::{self, Finish, Provider};
 use crate::retry::RetryBudget;
 use crate::{Backends, ChunkStream, Error, Result};
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use triage_core::config::{Config, Lifecycle, RetryConfig};
+use triage_core::config::{Config, RetryConfig};
 use triage_core::{Catalog, ModelSpec};
 use triage_proto::pb;
 
@@ -56,14 +57,32 @@ pub(crate) struct Model {
     pub(crate) provider: Option<Arc<dyn Provider>>,
     pub(crate) unavailable: Option<String>,
     pub(crate) breaker: Arc<Breaker>,
-    pub(crate) budget: RetryBudget,
+    pub(crate) budget: Arc<RetryBudget>,
     pub(crate) timeout: Duration,
     pub(crate) ttft_timeout: Duration,
-    pub(crate) counters: Counters,
-    last_drift: Mutex<String>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) last_drift: Arc<Mutex<String>>,
+    /// The declaration this version was built from (see `registry`).
+    pub(crate) fingerprint: String,
 }
 
 impl Model {
+    /// The same live version (adapter, breaker, budget, counters) under a new catalog entry.
+    pub(crate) fn with_spec(&self, spec: Arc<ModelSpec>) -> Model {
+        Model {
+            spec,
+            provider: self.provider.clone(),
+            unavailable: self.unavailable.clone(),
+            breaker: self.breaker.clone(),
+            budget: self.budget.clone(),
+            timeout: self.timeout,
+            ttft_timeout: self.ttft_timeout,
+            counters: self.counters.clone(),
+            last_drift: self.last_drift.clone(),
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+
     /// Compares the model id a provider reported with the pin. Providers answer with the
     /// dated id for an alias, so either the pinned provider id or the pinned version
     /// matches; anything else is drift: counted, logged once per new value, and returned
@@ -95,6 +114,18 @@ impl Model {
 
     /// The response for a finished reply.
     pub(crate) fn response(&self, text: String, finish: Finish, ctx: crate::failover::Outcome) -> pb::GenerateResponse {
+        let answered = [&finish.reported_model, &self.spec.provider_model_id, &self.spec.version]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .map_or("", |s| s.as_str());
+        // The caller holds the model call's GenAI span as the current one.
+        triage_core::telemetry::gen_ai::record_response(
+            &tracing::Span::current(),
+            answered,
+            finish.input_tokens,
+            finish.output_tokens,
+            &finish.stop_reason,
+        );
         let mut warnings = ctx.warnings;
         let mut reported_model = String::new();
         if let Some(w) = self.check_drift(&finish.reported_model) {
@@ -119,6 +150,8 @@ impl Model {
 
 pub(crate) struct Inner {
     pub(crate) models: BTreeMap<String, Arc<Model>>,
+    /// Versions being replaced in a rolling swap, by model name.
+    pub(crate) previous: BTreeMap<String, crate::registry::Draining>,
     pub(crate) catalog: Catalog,
     pub(crate) retry: RetryConfig,
     /// The whole generation, failover included (`server.deadlines.generate`).
@@ -128,7 +161,10 @@ pub(crate) struct Inner {
 /// The backends service in this process.
 #[derive(Clone)]
 pub struct LocalBackends {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<ArcSwap<Inner>>,
+    http: reqwest::Client,
+    /// Serializes applies: two model sets built at once would each miss the other's reuse.
+    apply: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl LocalBackends {
@@ -138,74 +174,50 @@ impl LocalBackends {
     /// on the blocking pool.
     pub async fn new(cfg: &Config) -> Result<LocalBackends> {
         let http = provider::http_client(&cfg.backends)?;
-        let catalog = Catalog::from_config(cfg);
-        let now = Instant::now();
-        let builds = cfg.models.iter().map(|(name, m)| {
-            let http = &http;
-            async move {
-                let built = match &m.lifecycle {
-                    Lifecycle::Retired { replacement } => {
-                        Err(format!("retired; requests go to the declared replacement `{replacement}`"))
-                    }
-                    _ => provider::build(name, m, cfg, http).await,
-                };
-                (name, m, built)
-            }
-        });
-        let mut models = BTreeMap::new();
-        for (name, m, built) in futures::future::join_all(builds).await {
-            let Some(spec) = catalog.get(name).cloned() else {
-                continue;
-            };
-            let (provider, unavailable) = match built {
-                Ok(p) => (Some(p), None),
-                Err(reason) => {
-                    if spec.is_retired() {
-                        tracing::info!(model = %name, "model {name} is {reason}");
-                    } else {
-                        tracing::warn!(model = %name, "model {name} unavailable: {reason}");
-                    }
-                    (None, Some(reason))
-                }
-            };
-            let model = Model {
-                spec,
-                provider,
-                unavailable,
-                breaker: Arc::new(Breaker::new(name, &cfg.backends.breaker)),
-                budget: RetryBudget::new(&cfg.backends.retry, now),
-                timeout: m.timeout.unwrap_or(cfg.backends.timeout),
-                ttft_timeout: m.ttft_timeout.unwrap_or(cfg.backends.ttft_timeout),
-                counters: Counters::default(),
-                last_drift: Mutex::new(String::new()),
-            };
-            models.insert(name.clone(), Arc::new(model));
-        }
-        let inner =
-            Inner { models, catalog, retry: cfg.backends.retry.clone(), deadline: cfg.server.deadlines.generate };
-        Ok(LocalBackends { inner: Arc::new(inner) })
+        let inner = crate::registry::build(cfg, &http, None).await;
+        Ok(LocalBackends {
+            inner: Arc::new(ArcSwap::from_pointee(inner)),
+            http,
+            apply: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Replaces the declared models (`Admin.ApplyModels`; `cfg` is already validated). Calls in
+    /// flight finish on the set they started with; unchanged versions keep their state.
+    pub async fn apply_models(&self, cfg: &Config) {
+        let _one_at_a_time = self.apply.lock().await;
+        let old = self.inner.load_full();
+        let next = crate::registry::build(cfg, &self.http, Some(&old)).await;
+        let draining: Vec<String> =
+            next.previous.iter().map(|(n, d)| format!("{n}@{}", d.model.spec.version)).collect();
+        self.inner.store(Arc::new(next));
+        tracing::info!(models = cfg.models.len(), ?draining, "backends: declared models replaced");
+    }
+
+    fn now(&self) -> Arc<Inner> {
+        self.inner.load_full()
     }
 
     /// Breaker state of every declared model (a policy input).
     pub fn breaker_states(&self) -> BTreeMap<String, pb::BreakerState> {
         let now = Instant::now();
-        self.inner.models.iter().map(|(n, m)| (n.clone(), m.breaker.state_at(now))).collect()
+        self.now().models.iter().map(|(n, m)| (n.clone(), m.breaker.state_at(now))).collect()
     }
 
     /// Models that cannot be called at all (no key, failed to load, retired).
     pub fn unavailable(&self) -> Vec<String> {
-        self.inner.models.iter().filter(|(_, m)| m.provider.is_none()).map(|(n, _)| n.clone()).collect()
+        self.now().models.iter().filter(|(_, m)| m.provider.is_none()).map(|(n, _)| n.clone()).collect()
     }
 
     /// Why a model is unavailable, when it is.
     pub fn unavailable_reason(&self, model: &str) -> Option<String> {
-        self.inner.models.get(model).and_then(|m| m.unavailable.clone())
+        self.now().models.get(model).and_then(|m| m.unavailable.clone())
     }
 
     /// Counters of every model.
     pub fn stats(&self) -> BTreeMap<String, ModelStats> {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        self.inner
+        self.now()
             .models
             .iter()
             .map(|(n, m)| {
@@ -225,8 +237,8 @@ impl LocalBackends {
             .collect()
     }
 
-    fn model_info(&self, spec: &ModelSpec, now: Instant) -> pb::ModelInfo {
-        let m = self.inner.models.get(&spec.name);
+    fn model_info(inner: &Inner, spec: &ModelSpec, now: Instant) -> pb::ModelInfo {
+        let m = inner.models.get(&spec.name);
         pb::ModelInfo {
             name: spec.name.clone(),
             provider: spec.provider.to_string(),
@@ -249,23 +261,24 @@ impl LocalBackends {
 #[async_trait::async_trait]
 impl Backends for LocalBackends {
     async fn generate(&self, req: pb::GenerateRequest) -> Result<pb::GenerateResponse> {
-        crate::failover::generate(&self.inner, &req).await
+        crate::failover::generate(&self.now(), &req).await
     }
 
     async fn generate_stream(&self, req: pb::GenerateRequest) -> Result<ChunkStream> {
-        crate::failover::generate_stream(&self.inner, &req).await
+        crate::failover::generate_stream(&self.now(), &req).await
     }
 
     async fn list_models(&self) -> Result<pb::ListModelsResponse> {
         let now = Instant::now();
-        let models = self.inner.catalog.iter().map(|spec| self.model_info(spec, now)).collect();
+        let inner = self.now();
+        let models = inner.catalog.iter().map(|spec| Self::model_info(&inner, spec, now)).collect();
         Ok(pb::ListModelsResponse { models })
     }
 }
 
 impl std::fmt::Debug for LocalBackends {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalBackends").field("models", &self.inner.models.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("LocalBackends").field("models", &self.now().models.keys().collect::<Vec<_>>()).finish()
     }
 }
 

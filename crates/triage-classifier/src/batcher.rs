@@ -1,7 +1,8 @@
 //! Micro-batching of concurrent embedding requests.
 //!
-//! One forward pass over a batch costs less than the same passes one by one (the matrix
-//! products get wider, the per-call overhead is paid once). The batcher never holds a lone
+//! One forward pass over a batch costs less than the same passes one by one: a short query
+//! is bound by streaming the encoder's weights, which a batch streams once for all its texts,
+//! and the encoder stacks a batch's token rows without padding (see `encoder.rs`). The batcher never holds a lone
 //! request back: it waits up to `max_wait` for company only while every worker is busy,
 //! which is exactly when requests queue anyway. At low load a request goes straight through.
 
@@ -28,7 +29,8 @@ pub struct Batcher {
 /// Batching parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchConfig {
-    /// Most texts in one forward pass.
+    /// Most texts in one forward pass (8 by default: on 2 cores, 32 gave 437-512 queries/s
+    /// where 8 gave 474-575 in the same `eval-classifier --bench` runs).
     pub max_batch: usize,
     /// Longest a request waits for others while all workers are busy.
     pub max_wait: Duration,
@@ -38,7 +40,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_batch: 32, max_wait: Duration::from_millis(2), workers: 2 }
+        Self { max_batch: 8, max_wait: Duration::from_millis(2), workers: 2 }
     }
 }
 

@@ -45,7 +45,7 @@ impl EmbeddedClassifier {
 
     /// Like [`EmbeddedClassifier::new`] with heads already loaded (training, tests).
     pub fn with_heads(encoder_dir: &Path, heads: Heads, history_turns: usize) -> Result<Self> {
-        let encoder = Arc::new(Encoder::load(encoder_dir, Some(heads.file.encoder_layers))?);
+        let encoder = Arc::new(Encoder::load(encoder_dir, Some(heads.file.encoder_layers), heads.file.encoder_window)?);
         let version = heads.model_version();
         let core = Core {
             encoder,

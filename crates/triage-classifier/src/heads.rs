@@ -93,6 +93,10 @@ pub struct HeadsFile {
     /// Transformer layers of the encoder the features were computed with (the first N).
     #[serde(default = "all_layers")]
     pub encoder_layers: usize,
+    /// Most tokens of a text the encoder read (its start); absent: all of
+    /// [`crate::encoder::MAX_TOKENS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_window: Option<usize>,
     /// Width of the feature vector the heads expect.
     pub feature_dim: usize,
     /// Per-feature mean subtracted before the heads.
@@ -180,6 +184,7 @@ impl Heads {
             format: 1,
             encoder: "all-minilm-l6-v2".into(),
             encoder_layers: all_layers(),
+            encoder_window: None,
             feature_dim: d,
             mean: vec![0.0; d],
             scale: vec![1.0; d],
@@ -236,7 +241,16 @@ impl Heads {
         let (c, conf) = argmax(&p.complexity);
         let (cat, _) = argmax(&p.category);
         let (ctx, _) = argmax(&p.requires_context);
-        let (lang, _) = argmax(&p.language);
+        let mut lang_p = p.language.clone();
+        if !has_romance_cue(raw) {
+            // "mixed" means Spanish or Portuguese words beside English ones; a text with no
+            // es/pt cue word, accent mark or romance function word is not mixed whatever
+            // the head says (it said so for "the Basic and Pro plans").
+            if let Some(m) = LANGUAGE.iter().position(|l| *l == "mixed").and_then(|i| lang_p.get_mut(i)) {
+                *m = 0.0;
+            }
+        }
+        let (lang, _) = argmax(&lang_p);
         pb::Classification {
             complexity: complexity_pb(c) as i32,
             category: category_pb(cat) as i32,
@@ -246,6 +260,17 @@ impl Heads {
             model_version: model_version.to_string(),
         }
     }
+}
+
+/// Whether the raw features show any Spanish or Portuguese cue (the `cue_es`, `cue_pt` and
+/// `cue_romance` scalars of [`crate::features::SCALARS`]).
+fn has_romance_cue(raw: &[f32]) -> bool {
+    use crate::features::SCALARS;
+    let start = 3 * crate::encoder::EMBED_DIM;
+    ["cue_es", "cue_pt", "cue_romance"]
+        .iter()
+        .filter_map(|name| SCALARS.iter().position(|s| s == name))
+        .any(|i| raw.get(start + i).is_some_and(|v| *v > 0.0))
 }
 
 /// Index and value of the largest probability.

@@ -103,6 +103,7 @@ pub(crate) async fn ask(
         max_tokens: MAX_TOKENS,
         temperature: Some(0.0),
         json_schema: SCHEMA.to_string(),
+        model_version: String::new(),
     };
     let resp = match tokio::time::timeout(timeout, backends.generate(req)).await {
         Err(_) => return Err(format!("no answer within {timeout:?}")),

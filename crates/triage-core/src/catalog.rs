@@ -6,6 +6,7 @@ use crate::money::{Micros, Price};
 use crate::tier::Tier;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 use triage_proto::pb;
 
 /// One declared model as every service sees it.
@@ -29,6 +30,42 @@ pub struct ModelSpec {
     pub fallbacks: Vec<String>,
     /// Lifecycle.
     pub lifecycle: Lifecycle,
+    /// A version swap in progress.
+    pub rollout: Option<RolloutSpec>,
+}
+
+/// A version swap in progress: the previous version drains while the new one takes over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutSpec {
+    /// The version being replaced.
+    pub previous_version: String,
+    /// Its provider model id.
+    pub previous_provider_model_id: String,
+    /// When conversations still on it move to the new version.
+    pub drain_until: SystemTime,
+    /// Percent of new conversations the new version gets before the deadline.
+    pub canary_weight: u8,
+}
+
+/// The version a conversation's turn runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionChoice {
+    /// Version to call.
+    pub version: String,
+    /// The version the conversation was pinned to, when this turn moves it off that version
+    /// (the previous one finished draining, or it is no longer declared): a handoff is due.
+    pub moved_from: Option<String>,
+}
+
+/// Stable 0..100 bucket of a conversation, the same in every process and release (FNV-1a),
+/// so a canary split never flips a conversation between versions.
+pub fn canary_bucket(conversation_id: &str) -> u8 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in conversation_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % 100) as u8
 }
 
 impl ModelSpec {
@@ -40,6 +77,39 @@ impl ModelSpec {
     /// True when the model may not be called any more.
     pub fn is_retired(&self) -> bool {
         matches!(self.lifecycle, Lifecycle::Retired { .. })
+    }
+
+    /// The version for a turn of a conversation pinned to `pinned` ("" when the conversation
+    /// is new to this model). Running conversations finish on the version they started on
+    /// while it drains; new ones split by the canary weight; after the drain deadline (or when
+    /// the pinned version is not declared any more) everyone is on the new version.
+    pub fn version_for(&self, pinned: &str, conversation_id: &str, now: SystemTime) -> VersionChoice {
+        let current = || VersionChoice { version: self.version.clone(), moved_from: None };
+        if pinned == self.version {
+            return current();
+        }
+        let draining = self.rollout.as_ref().filter(|r| now < r.drain_until);
+        match draining {
+            Some(r) if pinned == r.previous_version => {
+                VersionChoice { version: r.previous_version.clone(), moved_from: None }
+            }
+            Some(r) if pinned.is_empty() => {
+                if canary_bucket(conversation_id) < r.canary_weight {
+                    current()
+                } else {
+                    VersionChoice { version: r.previous_version.clone(), moved_from: None }
+                }
+            }
+            _ if pinned.is_empty() => current(),
+            _ => VersionChoice { version: self.version.clone(), moved_from: Some(pinned.to_string()) },
+        }
+    }
+
+    /// Whether `version` is served at `now`: the pin, or the previous one while it drains.
+    pub fn serves_version(&self, version: &str, now: SystemTime) -> bool {
+        version.is_empty()
+            || version == self.version
+            || self.rollout.as_ref().is_some_and(|r| r.previous_version == version && now < r.drain_until)
     }
 
     /// Wire form of the lifecycle.
@@ -76,6 +146,12 @@ impl Catalog {
                     context_window: m.context_window,
                     fallbacks: m.fallbacks.clone(),
                     lifecycle: m.lifecycle.clone(),
+                    rollout: m.rollout.as_ref().map(|r| RolloutSpec {
+                        previous_version: r.previous.version.clone(),
+                        previous_provider_model_id: r.previous.provider.provider_model_id(),
+                        drain_until: r.drain_until,
+                        canary_weight: r.canary_weight,
+                    }),
                 };
                 (name.clone(), Arc::new(spec))
             })
@@ -130,3 +206,6 @@ pub fn missing_key(provider: &ProviderConfig) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod rollout_tests;

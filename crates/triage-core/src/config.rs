@@ -60,7 +60,43 @@ impl Config {
     }
 }
 
+/// A model set pushed at run time (`Admin.ApplyModels`): the config file's `models:` map and,
+/// optionally, its `tiers:`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSet {
+    /// Every declared model, by name.
+    pub models: std::collections::BTreeMap<String, ModelConfig>,
+    /// Tier defaults; absent keeps the running ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<TiersConfig>,
+}
+
+impl ModelSet {
+    /// Parses YAML in the config file's shape; `origin` names the source in errors.
+    pub fn from_yaml(text: &str, origin: &Path) -> Result<ModelSet> {
+        serde_yaml::from_str(text)
+            .map_err(|e| Error::ConfigParse { path: origin.to_path_buf(), message: describe_yaml_error(&e) })
+    }
+}
+
 impl Config {
+    /// This config with its models (and tiers, when given) replaced, validated exactly like a
+    /// config file: the ledger limits, summarizer and tiers must still name declared models.
+    pub fn with_models(&self, set: &ModelSet, origin: &Path) -> Result<Config> {
+        let mut cfg = self.clone();
+        cfg.models = set.models.clone();
+        if let Some(t) = &set.tiers {
+            cfg.tiers = t.clone();
+        }
+        validate::validate(&cfg).map_err(|(field, reason)| Error::ConfigInvalid {
+            path: origin.to_path_buf(),
+            field,
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
     /// The classifier settings with their model paths resolved (see [`Config::resolve_path`]).
     pub fn classifier_resolved(&self) -> ClassifierConfig {
         let mut c = self.classifier.clone();

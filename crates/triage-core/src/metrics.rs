@@ -75,6 +75,17 @@ pub struct ScopeLabel {
     pub scope: String,
 }
 
+/// A budget threshold alert: scope kind (never the id), window and threshold.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetAlertLabels {
+    /// `global`, `tenant`, `user`, `model` or `conversation`.
+    pub scope_kind: String,
+    /// `hour`, `day` or `month`.
+    pub window: String,
+    /// Configured fraction of the limit (`0.8`).
+    pub threshold: String,
+}
+
 /// Feedback on a model's answer.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedbackLabels {
@@ -141,6 +152,12 @@ pub struct Metrics {
     pub satisfaction: HistogramFamily<ModelLabel>,
     /// Requests in flight in the gateway.
     pub in_flight: Gauge,
+    /// Budget threshold alerts fired (once per scope, window instance and threshold).
+    pub budget_alerts: Family<BudgetAlertLabels, Counter>,
+    /// Budget alert webhook POSTs that failed (error, timeout or non-2xx).
+    pub budget_alert_webhook_failures: Counter,
+    /// Decision records not written to the JSONL files because the writer fell behind.
+    pub decision_log_dropped: Counter,
 }
 
 impl Metrics {
@@ -166,6 +183,9 @@ impl Metrics {
             feedback: Family::default(),
             satisfaction: Family::new_with_constructor(satisfaction_histogram),
             in_flight: Gauge::default(),
+            budget_alerts: Family::default(),
+            budget_alert_webhook_failures: Counter::default(),
+            decision_log_dropped: Counter::default(),
             registry: Registry::default(),
         };
         r.register("triage_routes", "Routed requests by answering model, tier and rule", m.routes.clone());
@@ -211,6 +231,21 @@ impl Metrics {
         r.register("triage_feedback", "Caller feedback by model and outcome", m.feedback.clone());
         r.register("triage_satisfaction", "User satisfaction (0-10) by model", m.satisfaction.clone());
         r.register("triage_in_flight_requests", "Requests in flight in the gateway", m.in_flight.clone());
+        r.register(
+            "triage_budget_alerts",
+            "Budget threshold alerts by scope kind, window and threshold",
+            m.budget_alerts.clone(),
+        );
+        r.register(
+            "triage_budget_alert_webhook_failures",
+            "Budget alert webhook POSTs that failed",
+            m.budget_alert_webhook_failures.clone(),
+        );
+        r.register(
+            "triage_decision_log_dropped",
+            "Decision records dropped from the JSONL files (writer behind)",
+            m.decision_log_dropped.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 

@@ -1,6 +1,8 @@
 //! Logs and traces: `tracing` everywhere, exported over OTLP when an endpoint is set, with
 //! W3C trace context propagated across gRPC hops.
 
+pub mod gen_ai;
+
 use crate::config::{LogFormat, TelemetryConfig};
 use crate::error::{Error, Result};
 use opentelemetry::trace::TracerProvider as _;

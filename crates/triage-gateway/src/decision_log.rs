@@ -1,8 +1,12 @@
-//! Every Route writes one decision record: to a per-request key (for Explain) and to a
-//! capped Redis stream (for tools that follow decisions as they happen).
+//! Every Route writes one decision record: to a per-request key (for Explain), to a
+//! capped Redis stream (for tools that follow decisions as they happen) and, when
+//! `telemetry.decision_log_files` is set, to rotating JSONL files (see [`files`]).
+
+pub mod files;
 
 use crate::{Error, Result};
 use redis::aio::ConnectionManager;
+use triage_core::Config;
 use triage_proto::pb;
 
 const RECORD_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -13,12 +17,22 @@ const STREAM_MAXLEN: u64 = 100_000;
 pub struct DecisionLog {
     redis: ConnectionManager,
     prefix: String,
+    files: Option<files::FileSink>,
 }
 
 impl DecisionLog {
     /// A log under `prefix` in `redis`.
     pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
-        Self { redis, prefix: prefix.to_string() }
+        Self { redis, prefix: prefix.to_string(), files: None }
+    }
+
+    /// Also appends every record to the JSONL files of `telemetry.decision_log_files`, when
+    /// set (a relative `dir` is resolved like every config path).
+    pub fn with_files(mut self, config: &Config) -> Self {
+        if let Some(f) = &config.telemetry.decision_log_files {
+            self.files = Some(files::FileSink::start(f, config.resolve_path(&f.dir)));
+        }
+        self
     }
 
     fn key(&self, request_id: &str) -> String {
@@ -39,6 +53,9 @@ impl DecisionLog {
                 return;
             }
         };
+        if let Some(files) = &self.files {
+            files.push(json.clone());
+        }
         let mut redis = self.redis.clone();
         let res: redis::RedisResult<()> = redis::pipe()
             .cmd("SET")
@@ -79,7 +96,8 @@ impl DecisionLog {
     }
 
     /// Attaches feedback to a stored record; returns the model that answered, or `None`
-    /// when the request is unknown to this tenant.
+    /// when the request is unknown to this tenant. The JSONL files get the whole record
+    /// again with its feedback: readers keep the last line of a request id.
     pub async fn add_feedback(&self, tenant: &str, fb: pb::FeedbackRequest) -> Result<Option<String>> {
         let mut rec = match self.get(tenant, &fb.request_id).await {
             Ok(r) => r,
@@ -88,6 +106,9 @@ impl DecisionLog {
         };
         rec.feedback = Some(fb);
         let json = serde_json::to_string(&rec).map_err(|e| Error::Store(e.to_string()))?;
+        if let Some(files) = &self.files {
+            files.push(json.clone());
+        }
         let mut redis = self.redis.clone();
         let _: () =
             redis::cmd("SET").arg(self.key(&rec.request_id)).arg(json).arg("KEEPTTL").query_async(&mut redis).await?;

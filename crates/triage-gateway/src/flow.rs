@@ -119,6 +119,11 @@ impl Gateway {
             request_id = %req.request_id,
             conversation_id = %req.conversation_id,
             tenant,
+            "triage.request_id" = %req.request_id,
+            "triage.model" = tracing::field::Empty,
+            "triage.tier" = tracing::field::Empty,
+            "triage.rule" = tracing::field::Empty,
+            "triage.cost_micros" = tracing::field::Empty,
         );
         async move {
             let _in_flight = self.load.enter();
@@ -164,6 +169,7 @@ impl Gateway {
                     idem.complete(tenant, &req.request_id, &resp).await;
                     self.log.write(&rec).await;
                     crate::metrics::route(&rec, rec.conversation_turns == 0);
+                    record_route_span(&rec);
                     tracing::info!(
                         model = %resp.model, version = %resp.model_version, rule = %resp.rule_id,
                         cost_micros = resp.cost_micros, latency_us = resp.latency_us, "routed"
@@ -213,7 +219,7 @@ impl Gateway {
             }
             decide.system.get_or_insert_with(Default::default).budget_remaining.insert("refused".into(), 0.0);
             decision = self.decide(decide, steps).await?;
-            let free = self.catalog.get(&decision.model).is_some_and(|m| m.price.is_free());
+            let free = self.catalog().get(&decision.model).is_some_and(|m| m.price.is_free());
             if !free {
                 return Err(Error::BudgetExhausted(refusal));
             }
@@ -236,13 +242,13 @@ impl Gateway {
         };
         let usage = generated.usage.unwrap_or_default();
         let cost = self
-            .catalog
+            .catalog()
             .get(&generated.model)
             .map(|m| m.price.cost(u64::from(usage.input_tokens), u64::from(usage.output_tokens)))
             .unwrap_or(Micros::ZERO);
         self.commit(req, &generated.model, cost, reservation.unaccounted, rec, steps).await;
 
-        let tier = Tier::from_pb(generated.tier).or_else(|| self.catalog.get(&generated.model).map(|m| m.tier));
+        let tier = Tier::from_pb(generated.tier).or_else(|| self.catalog().get(&generated.model).map(|m| m.tier));
         let escalated = decision.escalation;
         // The reply is turn `turn_count + 2` (after the user's): commitments carry that number.
         let commitments = triage_context::extract_commitments(
@@ -286,6 +292,15 @@ impl Gateway {
             replayed: false,
         })
     }
+}
+
+/// The decision's `triage.*` attributes on the current (route) span.
+fn record_route_span(rec: &pb::DecisionRecord) {
+    let span = tracing::Span::current();
+    span.record("triage.model", rec.model.as_str());
+    span.record("triage.tier", Tier::from_pb(rec.tier).map_or("unknown", |t| t.as_str()));
+    span.record("triage.rule", rec.rule_id.as_str());
+    span.record("triage.cost_micros", rec.cost_micros);
 }
 
 /// Remaining-budget fractions keyed `kind[:id]/window`, from the ledger's limits.

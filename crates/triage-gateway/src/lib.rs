@@ -48,7 +48,8 @@ pub struct Services {
 pub struct Gateway {
     services: Services,
     config: Arc<Config>,
-    catalog: Arc<Catalog>,
+    /// Swapped whole when the operator applies models (`Admin.ApplyModels`).
+    catalog: arc_swap::ArcSwap<Catalog>,
     redis: redis::aio::ConnectionManager,
     log: DecisionLog,
     load: LoadTracker,
@@ -59,10 +60,10 @@ impl Gateway {
     /// A gateway over `services`, keeping idempotency records, conversation locks and the
     /// decision log in `redis`.
     pub fn new(services: Services, config: Arc<Config>, redis: redis::aio::ConnectionManager) -> Arc<Gateway> {
-        let catalog = Arc::new(Catalog::from_config(&config));
+        let catalog = arc_swap::ArcSwap::from_pointee(Catalog::from_config(&config));
         let prefix = config.redis.key_prefix.clone();
         Arc::new(Gateway {
-            log: DecisionLog::new(redis.clone(), &prefix),
+            log: DecisionLog::new(redis.clone(), &prefix).with_files(&config),
             load: LoadTracker::new(config.server.capacity),
             signals: signals::ModelSignals::new(services.backends.clone()),
             services,
@@ -83,8 +84,14 @@ impl Gateway {
     }
 
     /// The declared models.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Replaces the declared models (`Admin.ApplyModels`; `cfg` is already validated):
+    /// prices and windows for reservations and prompts come from the new set from now on.
+    pub fn apply_models(&self, cfg: &Config) {
+        self.catalog.store(Arc::new(Catalog::from_config(cfg)));
     }
 
     /// The services this gateway calls.

@@ -67,11 +67,16 @@ pub struct BudgetAlert {
     pub resets_at_unix_ms: i64,
 }
 
-/// Receives budget alerts, once per scope and window instance per ledger instance. The
-/// ledger always logs a warning too; this is where metrics and webhooks plug in later.
+/// Receives budget alerts. The ledger always logs a warning too (and counts and posts
+/// threshold alerts itself).
 pub trait AlertHook: Send + Sync + 'static {
-    /// Called when the alert first fires.
+    /// Called when the remaining fraction first drops below `alert_remaining_fraction`, once
+    /// per scope and window instance per ledger instance.
     fn budget_low(&self, alert: &BudgetAlert);
+
+    /// Called when a commit carries committed spend across a configured threshold, once per
+    /// scope, window instance and threshold across every ledger instance.
+    fn threshold_crossed(&self, _alert: &crate::ThresholdAlert) {}
 }
 
 /// A hook that does nothing beyond the ledger's own log line.

@@ -16,6 +16,8 @@
 //! {P:ledger}:ids:<kind>:<window>:<window_id>       set   ids of the kind charged in that window
 //! {P:ledger}:attr:model:<window>:<window_id>       hash  spent:<model>, requests:<model>
 //! {P:ledger}:attr:conv:<conversation_id>           hash  spent, requests, model
+//! {P:ledger}:margin:<conversation scope id>         hash  revenue (latest), cost (all windows)
+//! {P:ledger}:alert:<kind>:<window>:<window_id>:<ppm>:<id>  string  threshold alert sent (SET NX)
 //! ```
 //! Kinds contain no `:` and window ids have none, so the id (which may, `tenant:user`) is
 //! always the unambiguous remainder.
@@ -79,6 +81,40 @@ impl KeyLayout {
     pub fn conversation(&self, conversation_id: &str) -> String {
         format!("{}:attr:conv:{conversation_id}", self.base)
     }
+}
+
+impl KeyLayout {
+    /// Revenue and whole committed cost of one conversation scope (`tenant:conversation`).
+    pub fn margin(&self, conversation_scope_id: &str) -> String {
+        format!("{}:margin:{conversation_scope_id}", self.base)
+    }
+
+    /// Marks a threshold alert (threshold in parts per million of the limit) as sent.
+    pub fn alert_sent(&self, kind: &str, id: &str, span_window: &str, span_id: &str, ppm: i64) -> String {
+        format!("{}:alert:{kind}:{span_window}:{span_id}:{ppm}:{id}", self.base)
+    }
+
+    /// Splits a counter key into kind, window name, window id and scope id.
+    pub fn parse_counter<'a>(&self, key: &'a str) -> Option<CounterKey<'a>> {
+        let rest = key.strip_prefix(self.base.as_str())?.strip_prefix(":c:")?;
+        let (kind, rest) = rest.split_once(':')?;
+        let (window, rest) = rest.split_once(':')?;
+        let (window_id, id) = rest.split_once(':')?;
+        Some(CounterKey { kind, window, window_id, id })
+    }
+}
+
+/// The parts of a counter key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterKey<'a> {
+    /// Scope kind.
+    pub kind: &'a str,
+    /// `hour`, `day` or `month`.
+    pub window: &'a str,
+    /// Window instance id (`2025-03-14`).
+    pub window_id: &'a str,
+    /// Scope id (may contain `:`).
+    pub id: &'a str,
 }
 
 /// Checks a scope kind can be part of a key.

@@ -9,11 +9,17 @@
 //! grants unaccounted and counts locally; either way spend that could not be committed is
 //! kept in process and replayed through the same idempotent script once Redis answers.
 //!
-//! Not yet: revenue and margin per conversation (Commit has no revenue field yet),
-//! Prometheus metrics (the [`AlertHook`] and [`LocalStats`] are where they plug in), and a
-//! Redis Cluster client (the key layout is ready; the workspace's redis crate is built
-//! without `cluster-async`).
+//!
+//! Commit may carry the conversation's revenue: the ledger keeps the latest per
+//! conversation scope with the scope's whole cost, so Spend reports revenue and margin for
+//! conversation rows. Budget threshold alerts (`ledger.alerts`, see [`ThresholdAlert`]) fire
+//! once per scope, window instance and threshold across every gateway: log, metric, hook and
+//! optional webhook.
+//!
+//! Not yet: a Redis Cluster client (the key layout is ready; the workspace's redis crate is
+//! built without `cluster-async`).
 
+mod alerts;
 mod clock;
 mod error;
 mod grpc;
@@ -27,6 +33,7 @@ mod reports;
 mod settle;
 pub mod window;
 
+pub use alerts::{ThresholdAlert, threshold_micros};
 pub use clock::{AlertHook, BudgetAlert, Clock, ManualClock, NoAlertHook, SystemClock};
 pub use error::{Error, Result};
 pub use grpc::{LedgerServer, RemoteLedger};

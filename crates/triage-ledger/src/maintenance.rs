@@ -76,9 +76,12 @@ impl RedisLedger {
                     );
                     local.pop_pending(true);
                 }
-                Ok(_) => {
+                Ok(outcome) => {
                     local.pop_pending(false);
                     done += 1;
+                    if let Committed::Charged { charged, spent, .. } = &outcome {
+                        self.check_thresholds(spent, *charged, self.now_unix_ms()).await;
+                    }
                 }
                 Err(StoreFail::Down(m)) => return Err(Error::Store(m)),
                 Err(StoreFail::Broken(m)) => {

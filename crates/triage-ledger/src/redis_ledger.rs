@@ -1,6 +1,7 @@
 //! [`RedisLedger`]: the ledger over Redis. Construction, connection handling and the
 //! outage classification; the operations live in `ops.rs` and `reports.rs`.
 
+use crate::alerts::Alerting;
 use crate::clock::{AlertHook, Clock, NoAlertHook, SystemClock};
 use crate::keys::KeyLayout;
 use crate::limits::LimitTable;
@@ -76,6 +77,7 @@ pub(crate) struct Inner {
     pub fail_mode: FailMode,
     pub ttl_ms: i64,
     pub alert_fraction: f64,
+    pub alerting: Alerting,
     pub opts: LedgerOptions,
     pub local: Local,
     /// Whether the last Redis call answered: deferred commits are replayed only then.
@@ -180,6 +182,7 @@ impl RedisLedger {
                 fail_mode: config.fail_mode,
                 ttl_ms,
                 alert_fraction: config.alert_remaining_fraction,
+                alerting: Alerting::new(&config.alerts)?,
                 opts,
                 local: Local::default(),
                 redis_up: AtomicBool::new(true),

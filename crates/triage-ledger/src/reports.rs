@@ -20,7 +20,8 @@ pub struct CostSummary {
     pub requests: u64,
 }
 
-/// Spend of one conversation (revenue and margin come with the revenue field of Commit).
+/// Spend of one conversation id as named in Commit (revenue and margin are reported per
+/// conversation scope, in the Spend rows of kind `conversation`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConversationCost {
     /// Committed spend and requests.
@@ -41,6 +42,43 @@ impl RedisLedger {
             pipe.hget(k, &["spent", "reserved", "requests"]);
         }
         Ok(self.inner.query(&pipe).await?)
+    }
+
+    /// Fills revenue and margin into the rows of conversation scopes whose caller sent a
+    /// revenue: margin = latest revenue - the conversation's whole committed cost.
+    async fn add_margins(&self, rows: &mut [pb::ScopeSpend]) -> Result<()> {
+        let mut ids: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.scope.as_ref())
+            .filter(|s| s.kind == "conversation")
+            .map(|s| s.id.clone())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hget(self.inner.keys.margin(id), &["revenue", "cost"]);
+        }
+        let values: Vec<(Option<i64>, Option<i64>)> = self.inner.query(&pipe).await?;
+        let margins: HashMap<&str, (i64, i64)> = ids
+            .iter()
+            .zip(values)
+            .filter_map(|(id, (revenue, cost))| {
+                revenue.map(|r| (id.as_str(), (r, r.saturating_sub(cost.unwrap_or(0)))))
+            })
+            .collect();
+        for r in rows {
+            if let Some(s) = r.scope.as_ref().filter(|s| s.kind == "conversation")
+                && let Some((revenue, margin)) = margins.get(s.id.as_str())
+            {
+                r.revenue_micros = Some(*revenue);
+                r.margin_micros = Some(*margin);
+            }
+        }
+        Ok(())
     }
 
     /// [`crate::Ledger::spend`] at an explicit time: the window instances containing `now`.
@@ -98,8 +136,11 @@ impl RedisLedger {
                 spent_micros: spent.unwrap_or(0),
                 reserved_micros: reserved.unwrap_or(0),
                 requests: requests.unwrap_or(0),
+                revenue_micros: None,
+                margin_micros: None,
             })
             .collect();
+        self.add_margins(&mut out).await?;
         out.sort_by(|a, b| {
             let key = |r: &pb::ScopeSpend| {
                 let s = r.scope.clone().unwrap_or_default();

@@ -19,7 +19,13 @@ static RELEASE: LazyLock<Script> =
 
 /// Result of the commit script, decoded.
 pub(crate) enum Committed {
-    Charged { charged: i64, late: bool, direct: bool },
+    /// `spent` pairs each charged counter key with its spent amount after the charge.
+    Charged {
+        charged: i64,
+        late: bool,
+        direct: bool,
+        spent: Vec<(String, i64)>,
+    },
     Already,
     Released,
     Missing,
@@ -85,6 +91,23 @@ impl RedisLedger {
         for i in index.iter().flatten() {
             inv.arg(&i.kind).arg(&i.id);
         }
+        // Last: the margin hash of every conversation scope charged, revenue, their count.
+        let mut conversations: Vec<&str> = counters
+            .iter()
+            .filter_map(|c| k.parse_counter(&c.key))
+            .filter(|p| p.kind == "conversation")
+            .map(|p| p.id)
+            .collect();
+        conversations.sort_unstable();
+        conversations.dedup();
+        for id in &conversations {
+            inv.key(k.margin(id));
+        }
+        match req.revenue_micros {
+            Some(r) => inv.arg(r),
+            None => inv.arg(""),
+        };
+        inv.arg(conversations.len());
         self.inner.eval(&inv).await
     }
 
@@ -96,20 +119,32 @@ impl RedisLedger {
         known: Option<Arc<Vec<CounterRef>>>,
         now_unix_ms: i64,
     ) -> std::result::Result<Committed, StoreFail> {
+        let mut used: Vec<String> = Vec::new();
         let mut reply = match &known {
-            Some(c) => self.run_commit(req, c, true, now_unix_ms).await?,
+            Some(c) => {
+                used = c.iter().map(|c| c.key.clone()).collect();
+                self.run_commit(req, c, true, now_unix_ms).await?
+            }
             None => vec![5, 0, 0],
         };
         if reply.first() == Some(&5) {
             // Not ours, or ours differs from the record: the record is the truth.
             reply = match self.record_counters(&req.request_id).await? {
-                Some(c) => self.run_commit(req, &c, false, now_unix_ms).await?,
+                Some(c) => {
+                    used = c.iter().map(|c| c.key.clone()).collect();
+                    self.run_commit(req, &c, false, now_unix_ms).await?
+                }
                 None => vec![4, 0, 0],
             };
         }
+        let spent = |after: &[i64]| used.iter().cloned().zip(after.iter().copied()).collect::<Vec<_>>();
         match reply.as_slice() {
-            [1, charged, late] => Ok(Committed::Charged { charged: *charged, late: *late == 1, direct: false }),
-            [6, charged, _] => Ok(Committed::Charged { charged: *charged, late: false, direct: true }),
+            [1, charged, late, after @ ..] => {
+                Ok(Committed::Charged { charged: *charged, late: *late == 1, direct: false, spent: spent(after) })
+            }
+            [6, charged, _, after @ ..] => {
+                Ok(Committed::Charged { charged: *charged, late: false, direct: true, spent: spent(after) })
+            }
             [2, ..] => Ok(Committed::Already),
             [3, ..] => Ok(Committed::Released),
             [4, ..] => Ok(Committed::Missing),
@@ -121,6 +156,11 @@ impl RedisLedger {
     pub async fn commit_at(&self, mut req: pb::CommitRequest, now_unix_ms: i64) -> Result<pb::CommitResponse> {
         check_request_id(&req.request_id)?;
         check_amount("actual", req.actual_micros)?;
+        if let Some(r) = req.revenue_micros.filter(|r| check_amount("revenue", *r).is_err()) {
+            // A report field never costs a commit: the money was spent either way.
+            tracing::warn!(request_id = %req.request_id, revenue = r, "revenue out of range ignored");
+            req.revenue_micros = None;
+        }
         let local = &self.inner.local;
         let inflight = local.inflight(&req.request_id);
         if req.model.is_empty()
@@ -140,6 +180,9 @@ impl RedisLedger {
         match self.settle_commit(&req, known.clone(), now_unix_ms).await {
             Ok(outcome) => {
                 local.take_inflight(&req.request_id);
+                if let Committed::Charged { charged, spent, .. } = &outcome {
+                    self.check_thresholds(spent, *charged, now_unix_ms).await;
+                }
                 self.commit_response(&req, outcome)
             }
             Err(StoreFail::Down(m)) => {
@@ -164,7 +207,7 @@ impl RedisLedger {
     fn commit_response(&self, req: &pb::CommitRequest, outcome: Committed) -> Result<pb::CommitResponse> {
         let id = &req.request_id;
         match outcome {
-            Committed::Charged { charged, late, direct } => {
+            Committed::Charged { charged, late, direct, .. } => {
                 if late {
                     tracing::warn!(request_id = %id, "commit after the reservation expired: charged anyway");
                 }

@@ -68,6 +68,7 @@ async fn gateway(ledger: RedisLedger, other: RedisLedger, i: u64, exp: Arc<Expec
             actual_micros: actual,
             conversation_id: conv.clone(),
             model: model.clone(),
+            revenue_micros: None,
         })
         .await
         .unwrap();

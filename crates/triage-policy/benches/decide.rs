@@ -31,6 +31,7 @@ fn request(
             model: conv_model.into(),
             model_version: String::new(),
             tokens: 1200,
+            conversation_id: "c1".into(),
         }),
         user: Some(pb::UserContext {
             user_id: "u1".into(),

@@ -327,6 +327,7 @@ fn request(i: &Input) -> std::result::Result<pb::DecideRequest, String> {
             model: conv.model.clone(),
             model_version: conv.version.clone(),
             tokens: conv.tokens,
+            conversation_id: String::new(),
         }),
         user: Some(pb::UserContext {
             user_id: String::new(),

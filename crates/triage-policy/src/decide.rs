@@ -8,6 +8,7 @@ use crate::rules::{Rule, Target};
 use crate::{Error, Result};
 use cel_interpreter::Value;
 use std::sync::Arc;
+use std::time::SystemTime;
 use triage_core::config::Lifecycle;
 use triage_core::{Catalog, ModelSpec};
 use triage_proto::pb;
@@ -16,6 +17,16 @@ use triage_proto::pb;
 pub const REQUESTED_MODEL_RULE: &str = "requested_model";
 
 pub(crate) fn decide(p: &CompiledPolicy, catalog: &Catalog, req: &pb::DecideRequest) -> Result<pb::DecideResponse> {
+    decide_at(p, catalog, req, SystemTime::now())
+}
+
+/// [`decide`] at a given instant: rolling version swaps depend on the clock.
+pub(crate) fn decide_at(
+    p: &CompiledPolicy,
+    catalog: &Catalog,
+    req: &pb::DecideRequest,
+    now: SystemTime,
+) -> Result<pb::DecideResponse> {
     let facts = Facts::from_request(req, catalog);
     let requested = match req.requested_model.as_str() {
         "" => None,
@@ -27,7 +38,7 @@ pub(crate) fn decide(p: &CompiledPolicy, catalog: &Catalog, req: &pb::DecideRequ
     };
     let mut warnings = Vec::new();
     let rule = first_match(p, &facts, &mut warnings)?;
-    let mut d = Draft { rule_id: rule.id.clone(), reason: rule.reason.clone(), warnings, version: None };
+    let mut d = Draft { rule_id: rule.id.clone(), reason: rule.reason.clone(), warnings };
 
     // The caller's pin wins over every rule except a spend limit: budgets are hard walls.
     let (target, from_request) = match requested {
@@ -64,15 +75,11 @@ pub(crate) fn decide(p: &CompiledPolicy, catalog: &Catalog, req: &pb::DecideRequ
                 chosen = d.resolve_retired(catalog, &lifted)?;
             }
         }
-        // Same tier as the pinned conversation: keep its model and version (no silent swaps
+        // Same tier as the pinned conversation: keep its model (no silent swaps
         // mid-conversation), unless the caller asked for a model by name.
         let pinned = catalog.get(&facts.conv_model).filter(|m| m.tier == ct);
         if let Some(pinned) = pinned.filter(|_| chosen.tier == ct && !from_request) {
-            let resolved = d.resolve_retired(catalog, pinned)?;
-            if resolved.name == pinned.name && !facts.conv_version.is_empty() {
-                d.version = Some(facts.conv_version.clone());
-            }
-            chosen = resolved;
+            chosen = d.resolve_retired(catalog, pinned)?;
         }
     }
 
@@ -113,11 +120,22 @@ pub(crate) fn decide(p: &CompiledPolicy, catalog: &Catalog, req: &pb::DecideRequ
         d.warnings.push(format!("model `{}` is deprecated{when}; replacement `{replacement}`", chosen.name));
     }
 
+    // The version: a conversation stays on the one it started on while that version drains
+    // during a rolling swap; new conversations split by the canary weight.
+    let pin = if chosen.name == facts.conv_model { facts.conv_version.as_str() } else { "" };
+    let version = chosen.version_for(pin, &facts.conv_id, now);
+    if let Some(from) = &version.moved_from {
+        d.warnings.push(format!(
+            "conversation moved from `{}` version `{from}` to `{}` (the previous version finished draining); handoff",
+            chosen.name, version.version
+        ));
+    }
+
     let escalation = facts.conv_tier.is_some_and(|ct| chosen.tier > ct)
         || (rule.handoff && !facts.conv_model.is_empty() && facts.conv_model != chosen.name);
     Ok(pb::DecideResponse {
         model: chosen.name.clone(),
-        model_version: d.version.unwrap_or_else(|| chosen.version.clone()),
+        model_version: version.version,
         tier: chosen.tier.to_pb() as i32,
         rule_id: d.rule_id,
         reason: d.reason,
@@ -134,8 +152,6 @@ struct Draft {
     rule_id: String,
     reason: String,
     warnings: Vec<String>,
-    /// Pinned version kept from the conversation; `None` uses the catalog's.
-    version: Option<String>,
 }
 
 impl Draft {
@@ -148,7 +164,6 @@ impl Draft {
             .resolve_retired(&m.name)
             .ok_or_else(|| Error::NoModel(format!("`{}` is retired and its replacement is not declared", m.name)))?;
         self.warnings.push(format!("model `{}` is retired; its replacement `{}` serves", m.name, r.name));
-        self.version = None;
         Ok(Arc::clone(r))
     }
 
@@ -156,7 +171,6 @@ impl Draft {
         self.reason.push_str("; ");
         self.reason.push_str(msg);
         self.warnings.push(msg.to_owned());
-        self.version = None;
     }
 }
 

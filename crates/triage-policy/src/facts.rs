@@ -47,6 +47,8 @@ pub(crate) struct Facts {
     pub conv_tier: Option<Tier>,
     pub conv_model: String,
     pub conv_version: String,
+    /// Conversation id (stable canary bucket during a rolling swap).
+    pub conv_id: String,
     pub tokens: i64,
     pub plan: String,
     pub premium: bool,
@@ -108,6 +110,7 @@ impl Facts {
             conv_tier,
             conv_model: conv.model,
             conv_version: conv.model_version,
+            conv_id: conv.conversation_id,
             tokens: i64::try_from(conv.tokens).unwrap_or(i64::MAX),
             plan: user.plan,
             premium: user.premium,
@@ -152,6 +155,7 @@ pub(crate) fn sample_request(catalog: &Catalog) -> pb::DecideRequest {
             model: first.clone(),
             model_version: "v".into(),
             tokens: 1000,
+            conversation_id: String::new(),
         }),
         user: Some(pb::UserContext {
             user_id: "u".into(),

@@ -10,6 +10,7 @@ use cel_interpreter::{Program, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use triage_core::config::Lifecycle;
 use triage_core::{Catalog, Tier};
 
@@ -31,6 +32,11 @@ pub(crate) struct CompiledPolicy {
     pub source: PathBuf,
     pub env: CelEnv,
     pub warnings: Vec<String>,
+    /// The text compiled, kept so a new model set can recompile it.
+    pub text: String,
+    /// The models it was compiled against: decisions read both from one snapshot, so a
+    /// model change never meets a policy compiled for other models.
+    pub catalog: Arc<Catalog>,
 }
 
 /// Short sha256 of a policy text (12 hex digits: unique enough to tell versions apart in
@@ -49,7 +55,7 @@ fn normalised(when: &str) -> String {
     when.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-pub(crate) fn compile(text: &str, origin: &Path, catalog: &Catalog) -> Result<CompiledPolicy> {
+pub(crate) fn compile(text: &str, origin: &Path, catalog: &Arc<Catalog>) -> Result<CompiledPolicy> {
     let file: PolicyFile =
         serde_yaml::from_str(text).map_err(|e| Error::Load { path: origin.to_path_buf(), message: e.to_string() })?;
     if file.version != POLICY_FORMAT_VERSION {
@@ -107,7 +113,15 @@ pub(crate) fn compile(text: &str, origin: &Path, catalog: &Catalog) -> Result<Co
     check_default(&rules, origin)?;
     warnings.extend(shadowed(&rules, origin));
     drop(sample_ctx);
-    Ok(CompiledPolicy { rules, version: policy_version(text), source: origin.to_path_buf(), env, warnings })
+    Ok(CompiledPolicy {
+        rules,
+        version: policy_version(text),
+        source: origin.to_path_buf(),
+        env,
+        warnings,
+        text: text.to_owned(),
+        catalog: Arc::clone(catalog),
+    })
 }
 
 fn target(spec: &RuleSpec, origin: &Path, catalog: &Catalog, warnings: &mut Vec<String>) -> Result<Target> {

@@ -13,7 +13,6 @@ use triage_proto::pb;
 /// The policy service in-process.
 #[derive(Debug)]
 pub struct LocalPolicy {
-    pub(crate) catalog: Arc<Catalog>,
     pub(crate) current: ArcSwap<CompiledPolicy>,
     /// File reloads read; `None` for the built-in or an in-memory policy.
     pub(crate) file: Option<PathBuf>,
@@ -21,6 +20,8 @@ pub struct LocalPolicy {
     pub(crate) last_seen: Mutex<Option<String>>,
     pub(crate) reload_failures: AtomicU64,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Serializes applies and reloads, so two writers never interleave compile and store.
+    pub(crate) apply_lock: Mutex<()>,
 }
 
 impl LocalPolicy {
@@ -54,22 +55,24 @@ impl LocalPolicy {
     fn build(cfg: &Config, text: &str, origin: &Path) -> Result<LocalPolicy> {
         let catalog = Arc::new(Catalog::from_config(cfg));
         let compiled = compile(text, origin, &catalog)?;
+        drop(catalog);
         for w in &compiled.warnings {
             tracing::warn!(policy = %origin.display(), "{w}");
         }
         Ok(LocalPolicy {
-            catalog,
             current: ArcSwap::from_pointee(compiled),
             file: None,
             last_seen: Mutex::new(None),
             reload_failures: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            apply_lock: Mutex::new(()),
         })
     }
 
     /// Decides one turn without the async wrapper (benches, replay, policy tests).
     pub fn decide_now(&self, req: &pb::DecideRequest) -> Result<pb::DecideResponse> {
-        decide::decide(&self.current.load(), &self.catalog, req)
+        let p = self.current.load();
+        decide::decide(&p, &p.catalog, req)
     }
 
     /// Version (short content hash) of the policy now in force.
@@ -93,8 +96,33 @@ impl LocalPolicy {
     }
 
     /// The declared models decisions are made over.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    pub fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(&self.current.load().catalog)
+    }
+
+    /// Replaces the declared models (`Admin.ApplyModels`): the policy in force is recompiled
+    /// against them first, so a model set that breaks a rule is refused and nothing changes.
+    pub fn apply_models(&self, cfg: &Config) -> Result<Vec<String>> {
+        let _one_at_a_time = self.apply_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = self.current.load();
+        let catalog = Arc::new(Catalog::from_config(cfg));
+        let compiled = compile(&now.text, &now.source, &catalog)?;
+        let warnings = compiled.warnings.clone();
+        self.current.store(Arc::new(compiled));
+        tracing::info!(models = catalog.iter().count(), "policy: declared models replaced");
+        Ok(warnings)
+    }
+
+    /// Replaces the policy (`Admin.ApplyPolicy`) after compiling it against the models in
+    /// force; on error the last good policy keeps serving. Returns its version and warnings.
+    pub fn apply_policy(&self, text: &str, origin: &Path) -> Result<(String, Vec<String>)> {
+        let _one_at_a_time = self.apply_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let catalog = Arc::clone(&self.current.load().catalog);
+        let compiled = compile(text, origin, &catalog)?;
+        let out = (compiled.version.clone(), compiled.warnings.clone());
+        self.current.store(Arc::new(compiled));
+        tracing::info!(policy = %origin.display(), version = %out.0, "policy applied");
+        Ok(out)
     }
 
     /// Reloads that failed (unreadable or invalid file) since start: the metric an alert

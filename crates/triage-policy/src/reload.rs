@@ -33,6 +33,7 @@ impl LocalPolicy {
         let Some(path) = &self.file else {
             return Ok(ReloadOutcome::NoFile);
         };
+        let _one_at_a_time = self.apply_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (text, seen) = match std::fs::read_to_string(path) {
             Ok(t) => {
                 let h = policy_version(&t);
@@ -52,7 +53,7 @@ impl LocalPolicy {
         }
         let result = text
             .map_err(|e| Error::Load { path: path.clone(), message: e.to_string() })
-            .and_then(|t| compile(&t, path, &self.catalog));
+            .and_then(|t| compile(&t, path, &self.current.load().catalog));
         match result {
             Ok(compiled) => {
                 let version = compiled.version.clone();

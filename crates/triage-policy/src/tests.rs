@@ -3,6 +3,7 @@
 mod default_policy;
 mod props;
 mod reload;
+mod rollout;
 mod semantics;
 mod validation;
 
@@ -112,7 +113,7 @@ impl R {
     fn cls(&mut self) -> &mut pb::Classification {
         self.0.classification.get_or_insert_with(Default::default)
     }
-    fn conv(&mut self) -> &mut pb::ConversationState {
+    pub(crate) fn conv(&mut self) -> &mut pb::ConversationState {
         self.0.conversation.get_or_insert_with(Default::default)
     }
     fn sys(&mut self) -> &mut pb::SystemSignals {
@@ -135,7 +136,9 @@ impl R {
         let c = self.conv();
         c.tier = tier.to_pb() as i32;
         c.model = model.into();
-        c.model_version = format!("{model}@pinned");
+        // The conversation is on the model's pinned version, as it would be in production.
+        c.model_version =
+            cfg().models.get(model).map(|m| m.version.clone()).unwrap_or_else(|| format!("{model}@pinned"));
         self
     }
     pub(crate) fn premium(mut self) -> Self {

@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     last: Mutex<Option<RecordedRequest>>,
     chunk_delay: Mutex<Duration>,
     required_key: Mutex<Option<String>>,
+    /// Every model id requested, in first-seen order.
+    model_ids: Mutex<Vec<String>>,
 }
 
 /// One wire format: bodies and SSE frames.
@@ -155,11 +157,21 @@ impl Drop for FakeServer {
 
 impl FakeServer {
     pub(crate) async fn start<W: Wire>(wire: W, path: &'static str, base_suffix: &str) -> std::io::Result<FakeServer> {
+        Self::start_on(wire, path, base_suffix, "127.0.0.1:0").await
+    }
+
+    /// Like `start`, on a given address (`host:port`; port 0 picks a free one).
+    pub(crate) async fn start_on<W: Wire>(
+        wire: W,
+        path: &'static str,
+        base_suffix: &str,
+        listen: &str,
+    ) -> std::io::Result<FakeServer> {
         let shared = Arc::new(Shared::default());
         let wire = Arc::new(wire);
         let st = (shared.clone(), wire);
         let app = axum::Router::new().route(path, axum::routing::post(handle::<W>)).with_state(st);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         // Nagle off, as on real provider front-ends: SSE pieces leave when written.
         let listener = listener.tap_io(|tcp| {
@@ -221,6 +233,11 @@ impl FakeServer {
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Every model id requested so far, in first-seen order.
+    pub fn model_ids(&self) -> Vec<String> {
+        self.shared.model_ids.lock().clone()
     }
 
     /// The last request received.
@@ -327,6 +344,12 @@ async fn handle<W: Wire>(
     }
     let stream = parsed["stream"].as_bool().unwrap_or(false);
     let requested = parsed["model"].as_str().unwrap_or("").to_string();
+    {
+        let mut ids = shared.model_ids.lock();
+        if !ids.contains(&requested) {
+            ids.push(requested.clone());
+        }
+    }
     let reply = shared.reply.lock().clone();
     let mut model = reply.model.clone().unwrap_or(requested);
     let chunk_delay = *shared.chunk_delay.lock();

@@ -14,6 +14,11 @@ impl FakeOpenAi {
     pub async fn start() -> std::io::Result<FakeOpenAi> {
         Ok(FakeOpenAi(FakeServer::start(OpenAiWire, "/v1/chat/completions", "/v1").await?))
     }
+
+    /// Starts on `listen` (`host:port`, e.g. `127.0.0.1:9000`; port 0 picks a free one).
+    pub async fn start_on(listen: &str) -> std::io::Result<FakeOpenAi> {
+        Ok(FakeOpenAi(FakeServer::start_on(OpenAiWire, "/v1/chat/completions", "/v1", listen).await?))
+    }
 }
 
 impl std::ops::Deref for FakeOpenAi {

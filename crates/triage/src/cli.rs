@@ -24,9 +24,17 @@ pub struct Cli {
 pub enum Command {
     /// Runs services: all in one process (default), or some, reaching the rest by address.
     Serve {
-        /// `all`, or a comma list of gateway, classifier, policy, backends, context, ledger.
+        /// `all`, a comma list of gateway, classifier, policy, backends, context, ledger, or
+        /// `operator` (the Kubernetes controller; alone in its process).
         #[arg(long, default_value = "all")]
         target: String,
+    },
+    /// Prints the CustomResourceDefinitions (LlmModel, RoutingPolicy) generated from the Rust
+    /// types, or checks the files in a directory against them.
+    Crds {
+        /// Directory of committed CRDs to compare (e.g. helm/triage/crds); non-zero exit on drift.
+        #[arg(long)]
+        check: Option<std::path::PathBuf>,
     },
     /// Plays bundled conversations through the all-in-one stack and prints what it decided.
     Demo {
@@ -122,6 +130,10 @@ pub enum Command {
         /// Only this tenant (shorthand for --kind tenant --id T).
         #[arg(long)]
         tenant: Option<String>,
+        /// Only this conversation (with its revenue and margin): its scope id
+        /// `TENANT:CONVERSATION`, or the conversation id together with --tenant.
+        #[arg(long, conflicts_with = "kind")]
+        conversation: Option<String>,
         /// Only this window: hour, day or month.
         #[arg(long)]
         window: Option<String>,

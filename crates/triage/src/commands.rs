@@ -33,7 +33,38 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve { target } => {
             let config = Config::load_or_default(cli.config.as_deref())?;
             let _guard = triage_core::telemetry::init(&config.telemetry)?;
-            crate::serve::serve(config, &target).await?;
+            if target.trim() == "operator" {
+                let stop = tokio_util::sync::CancellationToken::new();
+                crate::serve::stop_on_signal(stop.clone());
+                crate::operator::run(config, cli.config.clone(), stop).await?;
+            } else {
+                crate::serve::serve(config, &target).await?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Crds { check } => {
+            let yaml = triage_operator::crds_yaml()?;
+            match check {
+                None => print!("{yaml}"),
+                Some(dir) => {
+                    // Same comparison as the drift test, for CI steps and operators' hands.
+                    let mut stale = Vec::new();
+                    for crd in triage_operator::crds() {
+                        let (name, want) = triage_operator::crd_file(&crd)?;
+                        let file = dir.join(name);
+                        if std::fs::read_to_string(&file).ok().as_deref() != Some(want.as_str()) {
+                            stale.push(file.display().to_string());
+                        }
+                    }
+                    if !stale.is_empty() {
+                        anyhow::bail!(
+                            "CRDs differ from the Rust types: {} (regenerate with TRIAGE_UPDATE_CRDS=1 cargo test -p triage-operator --test crds)",
+                            stale.join(", ")
+                        );
+                    }
+                    println!("CRDs match the Rust types");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { max_tokens, no_simulated_providers, only } => {
@@ -88,11 +119,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", triage_core::config::DEFAULT_CONFIG_YAML);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Spend { kind, tenant, window, json, addr } => {
-            let (kind, id) = match (kind, tenant) {
-                (_, Some(t)) => ("tenant".to_string(), t),
-                (Some(k), None) => (k, String::new()),
-                (None, None) => (String::new(), String::new()),
+        Command::Spend { kind, tenant, conversation, window, json, addr } => {
+            let (kind, id) = match (kind, tenant, conversation) {
+                (_, Some(t), Some(c)) => ("conversation".to_string(), format!("{t}:{c}")),
+                (_, None, Some(c)) => ("conversation".to_string(), c),
+                (_, Some(t), None) => ("tenant".to_string(), t),
+                (Some(k), None, None) => (k, String::new()),
+                (None, None, None) => (String::new(), String::new()),
             };
             let mut client = pb::ledger_client::LedgerClient::new(triage_core::grpc::channel(&addr, tls)?);
             let req = pb::SpendRequest { kind, id, window: window.unwrap_or_default() };
@@ -187,14 +220,16 @@ async fn route(
     Ok(())
 }
 
-/// Spend rows as a table for a person.
+/// Spend rows as a table for a person; revenue and margin (over the whole conversation)
+/// only on conversation rows whose caller sent a revenue.
 fn spend_table(rows: &[pb::ScopeSpend]) -> String {
     use std::fmt::Write;
+    let money = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| triage_core::Micros(v).to_string());
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{:<44} {:<6} {:>12} {:>12} {:>12} {:>9}",
-        "scope", "window", "spent", "reserved", "limit", "requests"
+        "{:<44} {:<6} {:>12} {:>12} {:>12} {:>9} {:>12} {:>12}",
+        "scope", "window", "spent", "reserved", "limit", "requests", "revenue", "margin"
     );
     for r in rows {
         let scope = r.scope.clone().unwrap_or_default();
@@ -202,14 +237,39 @@ fn spend_table(rows: &[pb::ScopeSpend]) -> String {
         let limit = if r.limit_micros > 0 { triage_core::Micros(r.limit_micros).to_string() } else { "-".into() };
         let _ = writeln!(
             o,
-            "{:<44} {:<6} {:>12} {:>12} {:>12} {:>9}",
+            "{:<44} {:<6} {:>12} {:>12} {:>12} {:>9} {:>12} {:>12}",
             name,
             r.window,
             triage_core::Micros(r.spent_micros).to_string(),
             triage_core::Micros(r.reserved_micros).to_string(),
             limit,
-            r.requests
+            r.requests,
+            money(r.revenue_micros),
+            money(r.margin_micros),
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spend_table_shows_revenue_and_margin_on_conversation_rows() {
+        let row = |kind: &str, id: &str, revenue: Option<i64>, margin: Option<i64>| pb::ScopeSpend {
+            scope: Some(pb::Scope { kind: kind.into(), id: id.into() }),
+            window: "day".into(),
+            spent_micros: 1_500,
+            revenue_micros: revenue,
+            margin_micros: margin,
+            ..Default::default()
+        };
+        let t =
+            spend_table(&[row("tenant", "acme", None, None), row("conversation", "acme:c1", Some(1_000), Some(-500))]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].ends_with("revenue       margin"), "{t}");
+        assert!(lines[1].ends_with("-            -"), "{t}");
+        assert!(lines[2].starts_with("conversation:acme:c1") && lines[2].ends_with("$0.001000   -$0.000500"), "{t}");
+    }
 }

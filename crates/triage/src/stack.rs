@@ -36,6 +36,8 @@ pub struct Stack {
     pub gateway: Option<Arc<Gateway>>,
     /// API keys and rate limits of the public endpoints, with the gateway.
     pub auth: Option<Arc<triage_gateway::auth::Auth>>,
+    /// Live model and policy changes (`server.admin_token` set), with its token.
+    admin: Option<(Arc<crate::admin::Admin>, String)>,
     /// The services this process runs itself.
     local: BTreeSet<&'static str>,
     embedded: Option<EmbeddedRedis>,
@@ -82,8 +84,12 @@ impl Stack {
             Ok(grpc::channel(&ep.connect, client_tls.as_ref())?)
         };
 
-        let backends: Arc<dyn Backends> = if targets.contains("backends") {
-            Arc::new(triage_backends::LocalBackends::new(&config).await?)
+        let local_backends = match targets.contains("backends") {
+            true => Some(triage_backends::LocalBackends::new(&config).await?),
+            false => None,
+        };
+        let backends: Arc<dyn Backends> = if let Some(b) = &local_backends {
+            Arc::new(b.clone())
         } else {
             Arc::new(triage_backends::RemoteBackends::new(remote("backends")?))
         };
@@ -92,6 +98,7 @@ impl Stack {
         } else {
             Arc::new(triage_classifier::RemoteClassifier::new(remote("classifier")?))
         };
+        let mut local_policy = None;
         let policy: Arc<dyn Policy> = if targets.contains("policy") {
             let p = Arc::new(triage_policy::LocalPolicy::from_config(&config)?);
             for w in p.warnings() {
@@ -100,6 +107,7 @@ impl Stack {
             if config.policy.file.is_some() {
                 p.spawn_reload(config.policy.reload_interval, stop.clone());
             }
+            local_policy = Some(p.clone());
             p
         } else {
             Arc::new(triage_policy::RemotePolicy::new(remote("policy")?))
@@ -138,7 +146,18 @@ impl Stack {
             }
             None => None,
         };
-        Ok(Stack { services, gateway, auth, local: targets.clone(), embedded, stop })
+        let admin = match &config.server.admin_token {
+            Some(secret) => {
+                let token = secret
+                    .resolve()
+                    .map_err(|e| anyhow::anyhow!("server.admin_token: {e}"))
+                    .context("the Admin service needs its token")?;
+                let admin = crate::admin::Admin::new(config.clone(), local_policy, local_backends, gateway.clone());
+                Some((Arc::new(admin), token))
+            }
+            None => None,
+        };
+        Ok(Stack { services, gateway, auth, admin, local: targets.clone(), embedded, stop })
     }
 
     /// The tonic routes of `names` (each must be local) and their health names.
@@ -179,6 +198,13 @@ impl Stack {
                 other => bail!("unknown service {other}"),
             }
             health.push(service_full_name(name));
+        }
+        if let Some((admin, token)) = &self.admin {
+            let svc = triage_proto::pb::admin_server::AdminServer::from_arc(admin.clone());
+            builder.add_service(tonic::service::interceptor::InterceptedService::new(
+                svc,
+                crate::admin::interceptor(token.clone()),
+            ));
         }
         Ok((builder.routes(), health))
     }

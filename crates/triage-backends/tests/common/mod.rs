@@ -152,6 +152,7 @@ pub fn req(model: &str, fallbacks: &[&str]) -> pb::GenerateRequest {
         max_tokens: 64,
         temperature: None,
         json_schema: String::new(),
+        model_version: String::new(),
     }
 }
 

@@ -6,6 +6,11 @@
 //!     --data crates/triage-classifier/data/queries.jsonl
 //! ```
 //! `--redis-url` uses a running Redis; without it a private `redis-server` is started.
+//!
+//! `--bench` skips the quality report and the cache: single-request latency, then
+//! throughput with `--concurrency` clients and latency at a fixed `--rate` of arrivals, each
+//! with the CPU time per query (the whole process's, from /proc/self/stat), which stays
+//! meaningful when other jobs share the machine and wall-clock figures do not.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -52,6 +57,12 @@ struct Args {
     /// Stop after the single-request latency run.
     #[arg(long)]
     latency_only: bool,
+    /// Latency and throughput only (no quality report, no cache run).
+    #[arg(long)]
+    bench: bool,
+    /// Arrival rate (queries/s) of the fixed-rate latency run.
+    #[arg(long, default_value_t = 300.0)]
+    rate: f64,
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -63,6 +74,9 @@ fn main() -> Res<()> {
     println!("{} examples in split {:?} of {}", ex.len(), args.split, args.data.display());
     let emb = Arc::new(EmbeddedClassifier::new(&args.encoder, args.heads.as_deref(), args.history_turns)?);
     let heur = HeuristicClassifier::new()?;
+    if args.bench {
+        return bench(&args, &ex, emb);
+    }
 
     // Quality. The first pass is also the cold single-request latency run: one request at a
     // time on this thread, history turns not yet in the in-process turn cache.
@@ -125,29 +139,31 @@ fn main() -> Res<()> {
     rt.block_on(async_part(&args, &ex, emb.clone()))
 }
 
-async fn async_part(args: &Args, ex: &[Example], emb: Arc<EmbeddedClassifier>) -> Res<()> {
-    let reqs: Vec<pb::ClassifyRequest> = ex
-        .iter()
-        .cycle()
-        .take(args.requests)
-        .enumerate()
-        // A suffix makes each request distinct, so no layer can answer from memory.
-        .map(|(i, e)| pb::ClassifyRequest { query: format!("{} {}", e.query, i % 7), history: e.history_pb() })
-        .collect();
-    println!("\n== throughput, {} requests, {} concurrent clients ==", reqs.len(), args.concurrency);
-    let plain: Arc<dyn Classifier> = emb.clone();
-    let qps = throughput(plain, &reqs, args.concurrency).await?;
-    println!("  spawn_blocking per request      {qps:>7.0} queries/s");
-    for max_batch in [8usize, 16, 32] {
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let cfg = BatchConfig { max_batch, max_wait: Duration::from_millis(2), workers };
-        let batched: Arc<dyn Classifier> = Arc::new(
-            EmbeddedClassifier::new(&args.encoder, args.heads.as_deref(), args.history_turns)?.with_batching(cfg)?,
-        );
-        let qps = throughput(batched, &reqs, args.concurrency).await?;
-        println!("  micro-batched (max {max_batch:>2}, 2 ms)   {qps:>7.0} queries/s");
+/// `--bench`: latency one request at a time, then the async runs.
+fn bench(args: &Args, ex: &[Example], emb: Arc<EmbeddedClassifier>) -> Res<()> {
+    // Warm-up: every earlier turn embedded once, as in a conversation (see `throughput`).
+    for e in ex {
+        emb.classify_blocking(&e.query, &e.history_pb())?;
     }
+    println!("\n== latency, one request at a time, on this thread (ms) ==");
+    let mut lat = Vec::with_capacity(ex.len());
+    let cpu = cpu_ms();
+    for e in ex {
+        let t = Instant::now();
+        emb.classify_blocking(&e.query, &e.history_pb())?;
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let cpu = (cpu_ms() - cpu) / ex.len() as f64;
+    print_lat("all test queries (history cached)", &mut lat);
+    println!("  CPU per query                        {cpu:.2} ms (whole process)");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async_runs(args, ex, emb)).map(drop)
+}
 
+async fn async_part(args: &Args, ex: &[Example], emb: Arc<EmbeddedClassifier>) -> Res<()> {
+    let reqs = async_runs(args, ex, emb.clone()).await?;
+
+    let _ = ex;
     println!("\n== cache (real redis-server) ==");
     let mut server = None;
     let url = match &args.redis_url {
@@ -182,33 +198,135 @@ async fn async_part(args: &Args, ex: &[Example], emb: Arc<EmbeddedClassifier>) -
     Ok(())
 }
 
-async fn throughput(c: Arc<dyn Classifier>, reqs: &[pb::ClassifyRequest], concurrency: usize) -> Res<f64> {
+/// Throughput with `--concurrency` clients and latency at `--rate` arrivals per second, for
+/// the production set-up (micro-batched, one worker per core, as `triage_classifier::build`
+/// makes it) and for plain `spawn_blocking` per request. Returns the requests used.
+async fn async_runs(args: &Args, ex: &[Example], emb: Arc<EmbeddedClassifier>) -> Res<Vec<pb::ClassifyRequest>> {
+    let reqs: Vec<pb::ClassifyRequest> = ex
+        .iter()
+        .cycle()
+        .take(args.requests)
+        .enumerate()
+        // A suffix makes each request distinct, so no layer can answer from memory.
+        .map(|(i, e)| pb::ClassifyRequest { query: format!("{} {}", e.query, i % 7), history: e.history_pb() })
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!("\n== throughput, {} requests, {} concurrent clients ({workers} cores) ==", reqs.len(), args.concurrency);
+    println!("  {:<34} {:>9} {:>13} {:>9} {:>9}", "", "queries/s", "CPU ms/query", "p50 ms", "p99 ms");
+    let mut variants: Vec<(String, Arc<dyn Classifier>)> = vec![("spawn_blocking per request".into(), emb.clone())];
+    for max_batch in [8usize, 32] {
+        let cfg = BatchConfig { max_batch, max_wait: Duration::from_millis(2), workers };
+        let batched: Arc<dyn Classifier> = Arc::new(
+            EmbeddedClassifier::new(&args.encoder, args.heads.as_deref(), args.history_turns)?.with_batching(cfg)?,
+        );
+        let name = if max_batch == BatchConfig::default().max_batch {
+            format!("micro-batched max {max_batch} (production)")
+        } else {
+            format!("micro-batched max {max_batch}")
+        };
+        variants.push((name, batched));
+    }
+    for (name, c) in &variants {
+        let r = throughput(c.clone(), &reqs, args.concurrency).await?;
+        let mut lat = r.latencies;
+        let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+        println!("  {name:<34} {:>9.0} {:>13.2} {p50:>9.2} {p99:>9.2}", r.qps, r.cpu_ms);
+    }
+    println!("\n== latency at a fixed arrival rate of {:.0} queries/s, {} requests ==", args.rate, reqs.len());
+    println!("  {:<34} {:>9} {:>13} {:>9} {:>9}", "", "queries/s", "CPU ms/query", "p50 ms", "p99 ms");
+    for (name, c) in &variants {
+        let r = open_loop(c.clone(), &reqs, args.rate).await?;
+        let mut lat = r.latencies;
+        let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+        println!("  {name:<34} {:>9.0} {:>13.2} {p50:>9.2} {p99:>9.2}", r.qps, r.cpu_ms);
+    }
+    Ok(reqs)
+}
+
+/// What a load run measured.
+struct Run {
+    qps: f64,
+    cpu_ms: f64,
+    latencies: Vec<f64>,
+}
+
+/// CPU time of this whole process so far, in ms (utime + stime of /proc/self/stat, in
+/// USER_HZ = 100 ticks; 0 where there is no /proc).
+fn cpu_ms() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) * 10.0
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn throughput(c: Arc<dyn Classifier>, reqs: &[pb::ClassifyRequest], concurrency: usize) -> Res<Run> {
     // Warm-up: one untimed pass, so every variant starts with the same warm in-process
     // history-turn cache (in production earlier turns were embedded as queries already).
     run_clients(&c, reqs, concurrency).await?;
+    let cpu = cpu_ms();
     let start = Instant::now();
-    run_clients(&c, reqs, concurrency).await?;
-    Ok(reqs.len() as f64 / start.elapsed().as_secs_f64())
+    let latencies = run_clients(&c, reqs, concurrency).await?;
+    let secs = start.elapsed().as_secs_f64();
+    Ok(Run { qps: reqs.len() as f64 / secs, cpu_ms: (cpu_ms() - cpu) / reqs.len() as f64, latencies })
 }
 
-async fn run_clients(c: &Arc<dyn Classifier>, reqs: &[pb::ClassifyRequest], concurrency: usize) -> Res<()> {
+async fn run_clients(c: &Arc<dyn Classifier>, reqs: &[pb::ClassifyRequest], concurrency: usize) -> Res<Vec<f64>> {
     let queue = Arc::new(parking_lot::Mutex::new(reqs.to_vec()));
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
         let (c, q) = (c.clone(), queue.clone());
         tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
             loop {
                 let Some(r) = q.lock().pop() else {
-                    return Ok::<(), triage_classifier::Error>(());
+                    return Ok::<_, triage_classifier::Error>(lat);
                 };
+                let t = Instant::now();
                 c.classify(r).await?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
             }
         }));
     }
+    let mut all = Vec::with_capacity(reqs.len());
     for t in tasks {
-        t.await??;
+        all.extend(t.await??);
     }
-    Ok(())
+    Ok(all)
+}
+
+/// Open loop: request i is sent at i / rate seconds whatever happened to the others;
+/// latency counts from that moment, so queueing behind a slow request is included.
+async fn open_loop(c: Arc<dyn Classifier>, reqs: &[pb::ClassifyRequest], rate: f64) -> Res<Run> {
+    let cpu = cpu_ms();
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(reqs.len());
+    for (i, r) in reqs.iter().enumerate() {
+        let at = start + Duration::from_secs_f64(i as f64 / rate.max(1.0));
+        tokio::time::sleep_until(at).await;
+        let (c, r) = (c.clone(), r.clone());
+        tasks.push(tokio::spawn(async move {
+            c.classify(r).await?;
+            Ok::<_, triage_classifier::Error>(at.elapsed().as_secs_f64() * 1e3)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(reqs.len());
+    for t in tasks {
+        latencies.push(t.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(Run { qps: reqs.len() as f64 / secs, cpu_ms: (cpu_ms() - cpu) / reqs.len() as f64, latencies })
 }
 
 fn print_lat(name: &str, v: &mut [f64]) {

@@ -90,6 +90,9 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Server TLS of the HTTP endpoint; plain TCP when absent.
     pub tls: Option<TlsConfig>,
+    /// Bearer token the `triage.v1.Admin` service (live model and policy changes, pushed by
+    /// the operator) requires. Unset: Admin is not served at all.
+    pub admin_token: Option<SecretRef>,
 }
 
 /// PEM files of a server certificate (chain first-to-root) and its private key.
@@ -120,6 +123,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             tls: None,
+            admin_token: None,
         }
     }
 }
@@ -757,6 +761,8 @@ pub struct LedgerConfig {
     pub reservation_ttl: Duration,
     /// Remaining fraction below which an alert fires (log and metric).
     pub alert_remaining_fraction: f64,
+    /// Alerts when committed spend crosses fractions of a limit.
+    pub alerts: BudgetAlertsConfig,
 }
 
 impl Default for LedgerConfig {
@@ -766,8 +772,41 @@ impl Default for LedgerConfig {
             fail_mode: FailMode::Closed,
             reservation_ttl: Duration::from_secs(300),
             alert_remaining_fraction: 0.2,
+            alerts: BudgetAlertsConfig::default(),
         }
     }
+}
+
+/// Budget threshold alerts: fired once per scope, window instance and threshold (across
+/// every gateway) when a commit carries a scope's spend past `threshold x limit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetAlertsConfig {
+    /// Fractions of each configured limit, each in (0, 1], ascending, no repeats.
+    pub thresholds: Vec<f64>,
+    /// Where alerts are POSTed as JSON, besides the log line and the metric.
+    pub webhook: Option<AlertWebhookConfig>,
+}
+
+impl Default for BudgetAlertsConfig {
+    fn default() -> Self {
+        Self { thresholds: vec![0.5, 0.8, 1.0], webhook: None }
+    }
+}
+
+/// A webhook receiving budget alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertWebhookConfig {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Bound on one POST; a failed POST is logged and counted, never retried.
+    #[serde(with = "humantime_serde", default = "default_webhook_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 /// Logs and traces.
@@ -782,6 +821,8 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     /// `service.name` of exported traces.
     pub service_name: String,
+    /// Decision records also appended to rotating JSONL files (none by default).
+    pub decision_log_files: Option<DecisionLogFilesConfig>,
 }
 
 impl Default for TelemetryConfig {
@@ -791,8 +832,40 @@ impl Default for TelemetryConfig {
             log_filter: "info".into(),
             otlp_endpoint: None,
             service_name: "triage".into(),
+            decision_log_files: None,
         }
     }
+}
+
+/// Decision records as JSONL files: `DIR/decisions.jsonl`, rotated by size to
+/// `decisions.1.jsonl` (newest) .. `decisions.N.jsonl`, the oldest deleted past `max_files`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionLogFilesConfig {
+    /// Directory of the files (created when missing).
+    pub dir: PathBuf,
+    /// Size at which the current file is rotated.
+    #[serde(default = "default_decision_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Files kept, the current one included.
+    #[serde(default = "default_decision_files")]
+    pub max_files: u32,
+    /// Records waiting for the writer; past this they are dropped (and counted), never
+    /// slowing a request down.
+    #[serde(default = "default_decision_queue")]
+    pub queue: usize,
+}
+
+fn default_decision_file_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_decision_files() -> u32 {
+    10
+}
+
+fn default_decision_queue() -> usize {
+    4096
 }
 
 /// Log output format.

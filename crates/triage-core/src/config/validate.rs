@@ -64,6 +64,25 @@ pub(super) fn validate(cfg: &Config) -> Result<(), Invalid> {
     validate_backends(&cfg.backends)?;
     validate_ledger(&cfg.ledger, &cfg.models)?;
     validate_auth(&cfg.auth)?;
+    validate_telemetry(&cfg.telemetry)?;
+    Ok(())
+}
+
+fn validate_telemetry(t: &TelemetryConfig) -> Result<(), Invalid> {
+    let Some(f) = &t.decision_log_files else { return Ok(()) };
+    let at = |k: &str| format!("telemetry.decision_log_files.{k}");
+    if f.dir.as_os_str().is_empty() {
+        return Err((at("dir"), "must not be empty".into()));
+    }
+    if f.max_file_bytes < 4096 {
+        return Err((at("max_file_bytes"), "must be at least 4096".into()));
+    }
+    if f.max_files == 0 || f.max_files > 10_000 {
+        return Err((at("max_files"), "must be 1..10000".into()));
+    }
+    if f.queue == 0 || f.queue > 1_000_000 {
+        return Err((at("queue"), "must be 1..1000000".into()));
+    }
     Ok(())
 }
 
@@ -303,5 +322,84 @@ fn validate_ledger(l: &LedgerConfig, models: &BTreeMap<String, ModelConfig>) -> 
     if !(0.0..=1.0).contains(&l.alert_remaining_fraction) {
         return Err(("ledger.alert_remaining_fraction".into(), "must be within 0..1".into()));
     }
+    let t = &l.alerts.thresholds;
+    if let Some(bad) = t.iter().find(|f| !(f.is_finite() && **f > 0.0 && **f <= 1.0)) {
+        return Err(("ledger.alerts.thresholds".into(), format!("{bad} is not within (0, 1]")));
+    }
+    if t.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(("ledger.alerts.thresholds".into(), "must be ascending without repeats".into()));
+    }
+    if let Some(w) = &l.alerts.webhook {
+        if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+            return Err((
+                "ledger.alerts.webhook.url".into(),
+                format!("`{}` must be an http:// or https:// URL", w.url),
+            ));
+        }
+        if w.timeout.is_zero() {
+            return Err(("ledger.alerts.webhook.timeout".into(), "must be greater than 0".into()));
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod telemetry_tests {
+    use crate::config::{Config, DEFAULT_CONFIG_YAML};
+    use std::path::Path;
+
+    fn with_files(files: &str) -> crate::Result<Config> {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
+        v["telemetry"]["decision_log_files"] = serde_yaml::from_str(files).unwrap();
+        Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
+    }
+
+    #[test]
+    fn decision_log_files_parse_with_defaults_and_are_checked() {
+        let cfg = with_files("{dir: /var/log/triage}").unwrap();
+        let f = cfg.telemetry.decision_log_files.unwrap();
+        assert_eq!((f.max_file_bytes, f.max_files, f.queue), (64 * 1024 * 1024, 10, 4096));
+        assert!(Config::embedded_default().unwrap().telemetry.decision_log_files.is_none());
+        let err = with_files("{dir: /x, max_files: 0}").unwrap_err().to_string();
+        assert!(err.contains("telemetry.decision_log_files.max_files"), "{err}");
+        let err = with_files("{dir: /x, max_file_bytes: 10}").unwrap_err().to_string();
+        assert!(err.contains("telemetry.decision_log_files.max_file_bytes"), "{err}");
+        let err = with_files("{dir: /x, rotate: daily}").unwrap_err().to_string();
+        assert!(err.contains("rotate"), "{err}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod ledger_alerts_tests {
+    use crate::config::{Config, DEFAULT_CONFIG_YAML};
+    use std::path::Path;
+
+    fn with_alerts(alerts: &str) -> crate::Result<Config> {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
+        v["ledger"]["alerts"] = serde_yaml::from_str(alerts).unwrap();
+        Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
+    }
+
+    #[test]
+    fn alert_thresholds_and_webhook_parse_with_defaults_and_are_checked() {
+        assert_eq!(Config::embedded_default().unwrap().ledger.alerts.thresholds, vec![0.5, 0.8, 1.0]);
+        let cfg = with_alerts("{thresholds: [0.9], webhook: {url: 'https://hooks.example/x'}}").unwrap();
+        let w = cfg.ledger.alerts.webhook.unwrap();
+        assert_eq!((w.url.as_str(), w.timeout.as_secs()), ("https://hooks.example/x", 5));
+        for (bad, field) in [
+            ("{thresholds: [0.5, 1.5]}", "ledger.alerts.thresholds"),
+            ("{thresholds: [0]}", "ledger.alerts.thresholds"),
+            ("{thresholds: [0.8, 0.5]}", "ledger.alerts.thresholds"),
+            ("{thresholds: [0.5, 0.5]}", "ledger.alerts.thresholds"),
+            ("{webhook: {url: 'ftp://x'}}", "ledger.alerts.webhook.url"),
+            ("{webhook: {url: 'http://x', timeout: 0s}}", "ledger.alerts.webhook.timeout"),
+            ("{webhook: {url: 'http://x', retries: 3}}", "retries"),
+            ("{threshold: [0.5]}", "threshold"),
+        ] {
+            let err = with_alerts(bad).unwrap_err().to_string();
+            assert!(err.contains(field), "{bad}: {err}");
+        }
+    }
 }

@@ -132,6 +132,7 @@ impl Gateway {
                 model: conv.pinned_model.clone(),
                 model_version: conv.pinned_version.clone(),
                 tokens: conv.token_count,
+                conversation_id: req.conversation_id.clone(),
             }),
             user: req.user.clone(),
             tenant: tenant.to_string(),
@@ -187,7 +188,12 @@ impl Gateway {
         steps: &mut Steps,
     ) -> Result<Prompt> {
         let mut conv = conv.clone();
-        let model_changes = !conv.pinned_model.is_empty() && conv.pinned_model != decision.model;
+        // A version move at a rolling swap's drain deadline is a change of model too: the new
+        // version gets the same handoff summary as an escalation.
+        let version_moves = conv.pinned_model == decision.model
+            && !conv.pinned_version.is_empty()
+            && conv.pinned_version != decision.model_version;
+        let model_changes = !conv.pinned_model.is_empty() && (conv.pinned_model != decision.model || version_moves);
         if model_changes && conv.turn_count > 0 {
             let hreq = pb::HandoffRequest {
                 tenant: tenant.to_string(),
@@ -206,7 +212,7 @@ impl Gateway {
                 Err(()) => rec.warnings.push("handoff summary timed out; continuing with history only".into()),
             }
         }
-        let window = self.catalog.get(&decision.model).map(|m| m.context_window).unwrap_or(4096);
+        let window = self.catalog().get(&decision.model).map(|m| m.context_window).unwrap_or(4096);
         let max_tokens = if req.max_tokens == 0 { self.config.server.default_max_tokens } else { req.max_tokens };
         let (system, messages) = triage_context::build_prompt(
             &conv,
@@ -234,9 +240,10 @@ impl Gateway {
         rec: &mut pb::DecisionRecord,
         steps: &mut Steps,
     ) -> Result<super::steps::Reservation> {
+        let catalog = self.catalog();
         let chain = std::iter::once(&decision.model).chain(decision.fallbacks.iter());
         let worst = chain
-            .filter_map(|m| self.catalog.get(m))
+            .filter_map(|m| catalog.get(m))
             .map(|m| m.worst_case_cost(prompt_tokens, u64::from(max_tokens)))
             .max()
             .unwrap_or(Micros::ZERO);
@@ -297,6 +304,7 @@ impl Gateway {
             max_tokens,
             temperature: req.temperature,
             json_schema: String::new(),
+            model_version: decision.model_version.clone(),
         };
         let deadline = self.config.server.deadlines.generate;
         let backends = self.services.backends.clone();
@@ -341,6 +349,8 @@ impl Gateway {
             actual_micros: cost.0,
             conversation_id: req.conversation_id.clone(),
             model: model.to_string(),
+            // Already micro-dollars (validated non-negative); 0 is proto3's "not sent".
+            revenue_micros: req.user.as_ref().map(|u| u.revenue_per_conversation_micros).filter(|r| *r > 0),
         };
         match steps.run("commit", self.config.server.deadlines.ledger, self.services.ledger.commit(c)).await {
             Ok(Ok(_)) => {}
@@ -366,11 +376,12 @@ impl Gateway {
         let usage = g.usage.unwrap_or_default();
         // The conversation stays pinned to the policy's choice, not a fallback that stood in
         // for it once: the next turn tries the chosen model again.
-        let (pin_model, pin_version, pin_tier) = if conv.pinned_model != decision.model {
-            (decision.model.clone(), decision.model_version.clone(), decision.tier)
-        } else {
-            (String::new(), String::new(), 0)
-        };
+        let (pin_model, pin_version, pin_tier) =
+            if conv.pinned_model != decision.model || conv.pinned_version != decision.model_version {
+                (decision.model.clone(), decision.model_version.clone(), decision.tier)
+            } else {
+                (String::new(), String::new(), 0)
+            };
         let a = pb::AppendRequest {
             tenant: tenant.to_string(),
             conversation_id: req.conversation_id.clone(),

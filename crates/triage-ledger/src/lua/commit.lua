@@ -7,11 +7,17 @@
 -- TTL ms, [11] n, [12] '1' when the caller reserved these counters itself (it may then
 -- charge them even if the record is gone: Redis lost it, or the reservation never reached
 -- Redis in a fail-open outage), [12+i] TTL of counter i ('0': unknown, keep its TTL).
--- Returns {code, charged, was_expired}: 1 committed, 2 already committed, 3 released
--- earlier (nothing charged), 4 no record, 5 keys differ from the record, 6 charged without
--- a record.
+-- Always last: the m conversation margin hashes are the last m KEYS; ARGV[#ARGV-1] is the
+-- revenue ('' none) and ARGV[#ARGV] is m.
+-- Returns {code, charged, was_expired, spent_1 .. spent_n}: 1 committed, 2 already
+-- committed, 3 released earlier (nothing charged), 4 no record, 5 keys differ from the
+-- record, 6 charged without a record; spent_i is counter i's spent after a charge (codes 1
+-- and 6 only), for threshold alerts.
 local n = tonumber(ARGV[11])
 local actual = ARGV[2]
+local m = tonumber(ARGV[#ARGV])
+local revenue = ARGV[#ARGV - 1]
+local after = {}
 
 local function encoded_keys()
   local enc = {}
@@ -31,7 +37,9 @@ local function charge_counters(free_amount)
       redis.call('HINCRBY', k, 'reserved', '-' .. free_amount)
     end
     if actual ~= '0' then
-      redis.call('HINCRBY', k, 'spent', actual)
+      after[i] = redis.call('HINCRBY', k, 'spent', actual)
+    else
+      after[i] = tonumber(redis.call('HGET', k, 'spent') or '0')
     end
     redis.call('HINCRBY', k, 'requests', 1)
     if ARGV[12 + i] ~= '0' then
@@ -56,6 +64,27 @@ local function attribute(model)
   end
 end
 
+-- Conversation margin: whole cost of each conversation scope charged, and its latest
+-- revenue when the caller sent one.
+local function margin()
+  for j = 1, m do
+    local k = KEYS[#KEYS - m + j]
+    redis.call('HINCRBY', k, 'cost', actual)
+    if revenue ~= '' then
+      redis.call('HSET', k, 'revenue', revenue)
+    end
+    redis.call('PEXPIRE', k, ARGV[7])
+  end
+end
+
+local function charged(code, was_expired)
+  local out = { code, tonumber(actual), was_expired }
+  for i = 1, n do
+    out[3 + i] = after[i]
+  end
+  return out
+end
+
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
   if ARGV[12] ~= '1' or n == 0 then
@@ -75,7 +104,8 @@ if not state then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('ZREM', KEYS[2], ARGV[1])
   attribute(ARGV[5])
-  return { 6, tonumber(actual), 0 }
+  margin()
+  return charged(6, 0)
 end
 if state == 'committed' then
   return { 2, 0, 0 }
@@ -103,4 +133,5 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'committed', 'actual', actual, 'committed', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 attribute(model)
-return { 1, tonumber(actual), was_expired }
+margin()
+return charged(1, was_expired)

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use triage_core::config::{FailMode, LedgerConfig, LimitConfig, Window};
-use triage_ledger::{AlertHook, BudgetAlert, LedgerOptions, ManualClock, RedisLedger, RedisTarget};
+use triage_ledger::{AlertHook, BudgetAlert, LedgerOptions, ManualClock, RedisLedger, RedisTarget, ThresholdAlert};
 use triage_proto::pb;
 
 /// 2025-03-14T09:30:00Z.
@@ -48,20 +48,30 @@ pub fn commit(id: &str, actual: i64) -> pb::CommitRequest {
         actual_micros: actual,
         conversation_id: "c1".into(),
         model: "fast".into(),
+        revenue_micros: None,
     }
+}
+
+/// A commit carrying the conversation's revenue.
+pub fn commit_with_revenue(id: &str, actual: i64, revenue: i64) -> pb::CommitRequest {
+    pb::CommitRequest { revenue_micros: Some(revenue), ..commit(id, actual) }
 }
 
 pub fn release(id: &str) -> pb::ReleaseRequest {
     pb::ReleaseRequest { request_id: id.into() }
 }
 
-/// Collects alerts.
+/// Collects alerts: budget-low ones, then threshold crossings.
 #[derive(Default)]
-pub struct Alerts(pub Mutex<Vec<BudgetAlert>>);
+pub struct Alerts(pub Mutex<Vec<BudgetAlert>>, pub Mutex<Vec<ThresholdAlert>>);
 
 impl AlertHook for Alerts {
     fn budget_low(&self, alert: &BudgetAlert) {
         self.0.lock().unwrap().push(alert.clone());
+    }
+
+    fn threshold_crossed(&self, alert: &ThresholdAlert) {
+        self.1.lock().unwrap().push(alert.clone());
     }
 }
 

@@ -84,7 +84,8 @@ proptest! {
         let p = policy();
         match p.decide_now(&r.0) {
             Ok(d) => {
-                let m = p.catalog().get(&d.model);
+                let catalog = p.catalog();
+                let m = catalog.get(&d.model);
                 prop_assert!(m.is_some(), "undeclared model {}", d.model);
                 let m = m.unwrap();
                 prop_assert!(!m.is_retired(), "retired model {}", d.model);

@@ -11,7 +11,7 @@ fn a_conversation_never_moves_down_and_keeps_its_pinned_model_and_version() {
     let d = decide(&p, &req(Simple, 0.99).turns(4).on(Tier::Frontier, "openai-gpt-4o"));
     assert_eq!(d.rule_id, "simple_confident");
     assert_eq!((d.model.as_str(), tier_of(&d)), ("openai-gpt-4o", Tier::Frontier));
-    assert_eq!(d.model_version, "openai-gpt-4o@pinned");
+    assert_eq!(d.model_version, "gpt-4o-2024-08-06");
     assert!(!d.escalation && !d.budget_downgrade);
     assert!(d.reason.contains("never moves down"), "{}", d.reason);
 }
@@ -21,7 +21,7 @@ fn same_tier_keeps_the_pinned_model_even_when_the_rule_names_another() {
     let p = default_policy();
     let d = decide(&p, &req(Complex, 0.9).on(Tier::Frontier, "openai-gpt-4o"));
     assert_eq!((d.rule_id.as_str(), d.model.as_str()), ("complex_frontier", "openai-gpt-4o"));
-    assert_eq!(d.model_version, "openai-gpt-4o@pinned");
+    assert_eq!(d.model_version, "gpt-4o-2024-08-06");
     assert!(!d.escalation);
 }
 

@@ -2,6 +2,7 @@
 //! model: share per model and tier, cost per 1,000 queries against an all-frontier
 //! baseline, escalation rate; `--sweep` moves the fast-tier confidence gate.
 
+mod feedback;
 pub(crate) mod input;
 mod report;
 mod sim;
@@ -60,10 +61,13 @@ pub async fn run(config: &Config, args: Args) -> Result<ExitCode> {
     match thresholds {
         None => {
             let outcome = sim::replay(&policy, &entries)?;
+            let fb = feedback::by_model(&entries);
             if args.json {
-                println!("{}", serde_json::to_string(&report::json(&outcome))?);
+                let mut v = report::json(&outcome);
+                v["feedback_by_model"] = feedback::json(&fb);
+                println!("{}", serde_json::to_string(&v)?);
             } else {
-                print!("{}", report::text(&outcome, &header));
+                print!("{}{}", report::text(&outcome, &header), feedback::text(&fb));
             }
         }
         Some(values) => {

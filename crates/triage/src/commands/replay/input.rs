@@ -1,5 +1,9 @@
 //! Replay input: one JSON object a line, the `triage classify` format plus optional labels.
-//! Unknown fields are ignored so production logs can be replayed as exported.
+//! Unknown fields are ignored so production logs can be replayed as exported. Decision
+//! records (the JSONL decision log, `triage explain --json`) are read too: `turn` is the
+//! query, `classification` its labels, `model` the model that answered and `feedback` what
+//! the caller said of the answer; a request id seen again replaces its earlier line (the
+//! decision log appends a record again when its feedback arrives).
 
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
@@ -10,7 +14,24 @@ use triage_proto::pb;
 struct Line {
     #[serde(default)]
     id: Option<serde_json::Value>,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(alias = "turn")]
     query: String,
+    /// Labels as a decision record carries them.
+    #[serde(default)]
+    classification: Option<pb::Classification>,
+    /// Model that answered in production.
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    feedback: Option<pb::FeedbackRequest>,
+    #[serde(default)]
+    resolved: Option<bool>,
+    #[serde(default)]
+    satisfaction: Option<u32>,
+    #[serde(default)]
+    escalated_to_human: Option<bool>,
     #[serde(default)]
     history: Vec<HistoryMessage>,
     #[serde(default)]
@@ -57,6 +78,18 @@ pub struct Entry {
     pub tokens_in: Option<u64>,
     pub tokens_out: Option<u64>,
     pub premium: bool,
+    /// Model that answered in production, when the log says.
+    pub answered_by: Option<String>,
+    /// Caller feedback on that answer.
+    pub feedback: Option<Feedback>,
+}
+
+/// What a caller said of an answer (`Router.Feedback`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Feedback {
+    pub resolved: Option<bool>,
+    pub escalated_to_human: bool,
+    pub satisfaction: Option<u32>,
 }
 
 pub fn complexity(s: &str) -> Option<pb::Complexity> {
@@ -88,14 +121,24 @@ fn role(s: &str) -> Option<pb::Role> {
 /// Reads every non-empty line of `path`; errors name the line.
 pub fn read(path: &Path) -> Result<Vec<Entry>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
+    let mut out: Vec<Entry> = Vec::new();
+    let mut by_request: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         if raw.trim().is_empty() {
             continue;
         }
         let at = || format!("{}:{}", path.display(), i + 1);
         let line: Line = serde_json::from_str(raw).with_context(at)?;
-        out.push(entry(line, out.len()).with_context(at)?);
+        let request_id = line.request_id.clone().filter(|r| !r.is_empty());
+        match request_id.as_ref().and_then(|r| by_request.get(r)) {
+            Some(&at_index) => out[at_index] = entry(line, at_index).with_context(at)?,
+            None => {
+                if let Some(r) = request_id {
+                    by_request.insert(r, out.len());
+                }
+                out.push(entry(line, out.len()).with_context(at)?);
+            }
+        }
     }
     if out.is_empty() {
         bail!("{}: no queries", path.display());
@@ -107,8 +150,24 @@ fn entry(line: Line, index: usize) -> Result<Entry> {
     let id = match line.id {
         Some(serde_json::Value::String(s)) => s,
         Some(v) if !v.is_null() => v.to_string(),
-        _ => format!("#{}", index + 1),
+        _ => line.request_id.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| format!("#{}", index + 1)),
     };
+    let mut feedback = line.feedback.map(|f| Feedback {
+        resolved: f.resolved,
+        escalated_to_human: f.escalated_to_human,
+        satisfaction: f.satisfaction,
+    });
+    if line.resolved.is_some() || line.satisfaction.is_some() || line.escalated_to_human.is_some() {
+        let f = feedback.get_or_insert_with(Feedback::default);
+        f.resolved = line.resolved.or(f.resolved);
+        f.satisfaction = line.satisfaction.or(f.satisfaction);
+        f.escalated_to_human |= line.escalated_to_human.unwrap_or(false);
+    }
+    if let Some(s) = feedback.and_then(|f| f.satisfaction)
+        && s > 10
+    {
+        bail!("satisfaction {s} is outside 0..10");
+    }
     let mut history = Vec::with_capacity(line.history.len());
     for m in line.history {
         let Some(r) = role(&m.role) else { bail!("history role `{}` (user or assistant)", m.role) };
@@ -117,7 +176,8 @@ fn entry(line: Line, index: usize) -> Result<Entry> {
     // A line counts as classified when it carries a complexity: the rest default the way the
     // classifier would leave them unset.
     let classification = match line.complexity.as_deref() {
-        None => None,
+        // A decision record's labels (a record whose classifier failed has none).
+        None => line.classification.filter(|c| c.complexity != pb::Complexity::Unspecified as i32),
         Some(c) => {
             let Some(cx) = complexity(c) else { bail!("complexity `{c}` (simple, moderate, complex)") };
             let cat = match line.category.as_deref() {
@@ -152,6 +212,8 @@ fn entry(line: Line, index: usize) -> Result<Entry> {
         tokens_in: line.tokens_in,
         tokens_out: line.tokens_out,
         premium: line.premium.unwrap_or(false),
+        answered_by: line.model.filter(|m| !m.is_empty()),
+        feedback,
     })
 }
 
@@ -177,5 +239,47 @@ mod tests {
         assert_eq!(e.conversation_id.as_deref(), Some("c1"));
         assert!(parse(r#"{"query": "q", "complexity": "hard"}"#).is_err());
         assert!(parse(r#"{"query": "q", "history": [{"role": "system", "content": "x"}]}"#).is_err());
+    }
+
+    #[test]
+    fn decision_records_with_feedback() {
+        let rec = r#"{"request_id": "r1", "turn": "where is my order?", "model": "local-smollm2",
+            "classification": {"complexity": 1, "category": 1, "confidence": 0.9, "language": "en"},
+            "feedback": {"request_id": "r1", "resolved": true, "satisfaction": 8}}"#;
+        let e = parse(rec).unwrap();
+        assert_eq!((e.id.as_str(), e.query.as_str()), ("r1", "where is my order?"));
+        assert_eq!(e.answered_by.as_deref(), Some("local-smollm2"));
+        assert_eq!(e.classification.map(|c| c.complexity), Some(pb::Complexity::Simple as i32));
+        assert_eq!(
+            e.feedback,
+            Some(Feedback { resolved: Some(true), escalated_to_human: false, satisfaction: Some(8) })
+        );
+        let flat = parse(r#"{"query": "q", "model": "m", "resolved": false, "escalated_to_human": true}"#).unwrap();
+        assert_eq!(
+            flat.feedback,
+            Some(Feedback { resolved: Some(false), escalated_to_human: true, satisfaction: None })
+        );
+        assert!(parse(r#"{"query": "q", "satisfaction": 11}"#).is_err());
+    }
+
+    #[test]
+    fn a_request_seen_again_replaces_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.jsonl");
+        std::fs::write(
+            &p,
+            concat!(
+                r#"{"request_id": "a", "turn": "one", "model": "m"}"#,
+                "\n",
+                r#"{"request_id": "b", "turn": "two", "model": "m"}"#,
+                "\n",
+                r#"{"request_id": "a", "turn": "one", "model": "m", "feedback": {"resolved": true}}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let entries = read(&p).unwrap();
+        assert_eq!(entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(entries[0].feedback.and_then(|f| f.resolved), Some(true));
     }
 }

@@ -55,7 +55,8 @@ pub fn tokens_in(e: &Entry) -> u64 {
 /// Decides every entry in order. Entries must be classified (lines without labels go to the
 /// policy's classifier-failure rule, which is what production does with them too).
 pub fn replay(policy: &LocalPolicy, entries: &[Entry]) -> Result<Outcome> {
-    let catalog: &Catalog = policy.catalog();
+    let catalog_now = policy.catalog();
+    let catalog: &Catalog = &catalog_now;
     let baseline = catalog.frontier_baseline().context("no frontier model declared: nothing to compare against")?;
     let mut convs: HashMap<&str, ConvState> = HashMap::new();
     let mut queries = Vec::with_capacity(entries.len());
@@ -80,6 +81,7 @@ pub fn replay(policy: &LocalPolicy, entries: &[Entry]) -> Result<Outcome> {
                 model: state.model.clone(),
                 model_version: state.version.clone(),
                 tokens: state.tokens,
+                conversation_id: e.conversation_id.clone().unwrap_or_default(),
             }),
             user: Some(pb::UserContext {
                 premium: e.premium,
