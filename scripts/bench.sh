@@ -11,11 +11,12 @@
 # gateway process comes from VmHWM in /proc/PID/status.
 #
 # Usage: scripts/bench.sh [--split] [--quick] [--duration S] [--rates "500 1000 2000"]
-#                         [--concurrency N] [--out PREFIX]
+#                         [--concurrency N] [--out PREFIX] [--no-build]
 #   --split        every service in its own process (six, same Redis), at 1000 req/s unless
 #                  --rates says otherwise
 #   --quick        2 s runs: a smoke test of the script (results go to a temp dir unless --out)
 #   --out PREFIX   writes PREFIX.md and PREFIX.json (default docs/bench/latest[-split])
+#   --no-build     uses the release binaries already in $CARGO_TARGET_DIR
 # The Markdown table goes to stdout, progress to stderr. Every process started here is
 # stopped on exit. Numbers only mean something on an otherwise idle machine.
 set -euo pipefail
@@ -27,8 +28,9 @@ rates=""
 concurrency=50
 split=0
 quick=0
+build=1
 out=""
-usage() { sed -n '13,20p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '13,21p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) duration="${2:?--duration needs seconds}"; shift 2 ;;
@@ -37,6 +39,7 @@ while [[ $# -gt 0 ]]; do
     --out) out="${2:?--out needs a path prefix}"; shift 2 ;;
     --split) split=1; shift ;;
     --quick) quick=1; shift ;;
+    --no-build) build=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; usage; exit 2 ;;
   esac
@@ -52,8 +55,11 @@ for r in $rates; do
 done
 mode=$([[ $split -eq 1 ]] && echo split || echo all-in-one)
 
-log() { echo "bench: $* ($(date +%T))" >&2; }
-die() { echo "bench: error: $*" >&2; exit 1; }
+# fd 9: this script's stderr, whatever a command's stderr is redirected to when a message or
+# the cleanup comes.
+exec 9>&2
+log() { echo "bench: $* ($(date +%T))" >&9; }
+die() { echo "bench: error: $*" >&9; exit 1; }
 
 # --- processes, cleanup -------------------------------------------------------------------
 work="$(mktemp -d "${TMPDIR:-/tmp}/triage-bench.XXXXXX")"
@@ -73,7 +79,7 @@ cleanup() {
   if [[ $ok_exit -eq 1 ]]; then
     rm -rf "$work"
   else
-    echo "bench: logs kept in $work" >&2
+    echo "bench: logs kept in $work" >&9
   fi
 }
 trap cleanup EXIT
@@ -83,9 +89,12 @@ trap 'exit 130' INT TERM
 # then stops it at once instead of after the command ends.
 run_child() {
   "$@" &
-  local pid=$!
+  local pid=$! rc=0 p keep=()
   pids+=("$pid")
-  wait "$pid"
+  wait "$pid" || rc=$?
+  for p in "${pids[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  pids=("${keep[@]}")
+  return $rc
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
@@ -108,8 +117,10 @@ wait_port() {
 # --- build and tools ------------------------------------------------------------------------
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/triage/target}"
 "$root/scripts/setup.sh" --demo >&2   # redis-server and the model files (idempotent)
-log "building release binaries"
-cargo build --release --locked -p triage -p triage-testkit --bins >&2
+if [[ $build -eq 1 ]]; then
+  log "building release binaries"
+  cargo build --release --locked -p triage -p triage-testkit --bins >&2
+fi
 bin="$CARGO_TARGET_DIR/release"
 for b in triage triage-load fake-upstream; do [[ -x "$bin/$b" ]] || die "$bin/$b missing after the build"; done
 

@@ -17,3 +17,13 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked --no-fail-fast
+
+# The mistral.rs engine and LLM classifier: a heavy optional feature (a cold release build is
+# ~25 min on 2 cores), built and tested in its own target dir so it never invalidates the
+# default build. TRIAGE_SKIP_MISTRALRS=1 skips it locally; CI never sets it.
+if [[ "${TRIAGE_SKIP_MISTRALRS:-0}" != "1" ]]; then
+  step "mistral.rs feature: build + test (release, own target dir)"
+  CARGO_TARGET_DIR="${TRIAGE_MISTRALRS_TARGET_DIR:-$HOME/.cache/triage/target-mistralrs}" \
+    cargo test --release --locked -p triage-engine -p triage-backends -p triage-classifier --features \
+    triage-backends/mistralrs,triage-classifier/mistralrs -- --test-threads 1 mistralrs smollm2
+fi

@@ -19,6 +19,9 @@ const OLD: &str = "llama-3.3-70b-versatile";
 const NEW: &str = "llama-4-maverick";
 const TOKEN: &str = "admin-token-for-tests";
 
+/// When a turn of a running conversation was answered, by which version, with which warnings.
+type Turn = (Instant, String, String);
+
 fn policy_file(dir: &std::path::Path) -> std::path::PathBuf {
     let p = dir.join("policy.yaml");
     let text = "version: 1\nrules:\n  - id: default\n    when: 'true'\n    model: groq-llama-70b\n    reason: every turn to the middle model\n";
@@ -110,7 +113,7 @@ async fn rolling_swap_under_traffic_drops_nothing_and_keeps_running_conversation
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 
     // Continuous traffic: every running conversation keeps talking, and new ones start.
-    let seen: Arc<Mutex<BTreeMap<String, Vec<(Instant, String, String)>>>> = Arc::default();
+    let seen: Arc<Mutex<BTreeMap<String, Vec<Turn>>>> = Arc::default();
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop_at = Instant::now() + drain + Duration::from_secs(3);
     let mut tasks = Vec::new();

@@ -19,6 +19,8 @@ mod error;
 mod failover;
 mod grpc;
 mod local;
+#[cfg(feature = "mistralrs")]
+mod mistralrs;
 mod openai;
 pub mod provider;
 mod registry;

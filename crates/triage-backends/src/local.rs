@@ -51,14 +51,7 @@ impl Local {
         if !system.is_empty() {
             out.push(ChatMessage::system(system));
         }
-        out.extend(call.messages.iter().map(|m| {
-            let role = match role_name(m.role) {
-                "assistant" => ChatRole::Assistant,
-                "system" => ChatRole::System,
-                _ => ChatRole::User,
-            };
-            ChatMessage::new(role, m.content.clone())
-        }));
+        out.extend(call.messages.iter().map(engine_message));
         out
     }
 
@@ -72,7 +65,17 @@ impl Local {
     }
 }
 
-fn stop_reason(r: StopReason) -> String {
+/// A wire message as the in-process engines (candle, mistral.rs) take it.
+pub(crate) fn engine_message(m: &triage_proto::pb::Message) -> ChatMessage {
+    let role = match role_name(m.role) {
+        "assistant" => ChatRole::Assistant,
+        "system" => ChatRole::System,
+        _ => ChatRole::User,
+    };
+    ChatMessage::new(role, m.content.clone())
+}
+
+pub(crate) fn stop_reason(r: StopReason) -> String {
     match r {
         StopReason::EndTurn => "end_turn",
         StopReason::MaxTokens => "max_tokens",

@@ -98,6 +98,12 @@ pub async fn build(
             let p = crate::local::Local::load(name, &path, *seed).await?;
             Ok(Arc::new(p))
         }
+        #[cfg(feature = "mistralrs")]
+        ProviderConfig::Mistralrs { model_path } => {
+            let p = crate::mistralrs::MistralRs::load(name, &cfg.resolve_path(model_path)).await?;
+            Ok(Arc::new(p))
+        }
+        #[cfg(not(feature = "mistralrs"))]
         ProviderConfig::Mistralrs { model_path } => Err(format!(
             "the mistral.rs engine is not built into this binary (cargo feature `mistralrs`); model path {}",
             model_path.display()

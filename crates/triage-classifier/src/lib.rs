@@ -20,6 +20,8 @@ mod heuristic;
 pub mod labels;
 pub mod lang;
 pub mod llm;
+#[cfg(feature = "mistralrs")]
+pub mod llm_mistralrs;
 pub mod train;
 
 pub use batcher::BatchConfig;
@@ -80,11 +82,38 @@ pub fn build(cfg: &ClassifierConfig, redis_url: Option<&str>) -> Result<Arc<dyn 
             tracing::warn!(
                 kind = ?cfg.kind,
                 encoder_dir = %cfg.encoder_dir.display(),
-                "classifier model unavailable; using the keyword heuristic"
+                "classifier model unavailable (kind mistralrs needs the `mistralrs` build and build_async); using the keyword heuristic"
             );
             (Arc::new(HeuristicClassifier::new()?), HEURISTIC_VERSION.to_string())
         }
     };
+    with_cache(inner, version, cfg, redis_url)
+}
+
+/// [`build`], plus the seed's LLM classifier on mistral.rs (`classifier.kind: mistralrs`,
+/// feature `mistralrs`), whose model loads asynchronously. `TRIAGE_FORCE_CPU=1` keeps it off
+/// the GPU.
+pub async fn build_async(cfg: &ClassifierConfig, redis_url: Option<&str>) -> Result<Arc<dyn Classifier>> {
+    #[cfg(feature = "mistralrs")]
+    if cfg.kind == ClassifierKind::Mistralrs {
+        let path = cfg.llm_path.as_ref().ok_or_else(|| {
+            Error::Model("classifier.llm_path must name the model (GGUF) for kind `mistralrs`".into())
+        })?;
+        let force_cpu = std::env::var("TRIAGE_FORCE_CPU").is_ok_and(|v| v == "1");
+        let chat = llm_mistralrs::MistralRsChat::load(path, force_cpu).await?;
+        let c = llm::LlmClassifier::new(chat, cfg.history_turns as usize);
+        let version = c.model_version().to_string();
+        return with_cache(Arc::new(c), version, cfg, redis_url);
+    }
+    build(cfg, redis_url)
+}
+
+fn with_cache(
+    inner: Arc<dyn Classifier>,
+    version: String,
+    cfg: &ClassifierConfig,
+    redis_url: Option<&str>,
+) -> Result<Arc<dyn Classifier>> {
     match redis_url {
         Some(url) if cfg.cache.enabled => {
             let cached = CachedClassifier::new(inner, url, version, cfg.history_turns as usize, cfg.cache.ttl)?;

@@ -158,7 +158,9 @@ pub async fn serve(
     // Prometheus scrapes /metrics over HTTP/1.1 on the same port as gRPC: one port per process.
     let routes = tonic::service::Routes::from(routes.into_axum_router().merge(crate::metrics::router()));
 
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY on every accepted connection: the builder's `tcp_nodelay` is ignored with a
+    // custom incoming stream, and Nagle + delayed ACK hold small HTTP/2 frames for ~40 ms.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let drained = CancellationToken::new();
     let signal = {

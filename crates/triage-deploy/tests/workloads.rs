@@ -346,7 +346,24 @@ fn provider_keys_are_mounted_where_the_config_reads_them() {
     let r = render(Some("tls-values.yaml"));
     let backends: Deployment = r.get("triage-backends").unwrap();
     assert_eq!(mount_of(&backends, "/var/run/secrets/triage").unwrap().1, "triage-provider-keys");
-    assert!(r.of_kind("Secret").is_empty(), "every Secret is an existing one");
+    // Only the operator's Admin token is the chart's own (generated once, kept by `lookup`).
+    let own: Vec<&str> =
+        r.of_kind("Secret").iter().filter_map(|s| s.pointer("/metadata/name").and_then(|n| n.as_str())).collect();
+    assert_eq!(own, ["triage-admin"], "every other Secret is an existing one");
+}
+
+#[test]
+fn the_admin_token_reaches_every_triage_pod_and_the_config() {
+    let r = render(None);
+    assert_eq!(config(&r).server.admin_token.and_then(|t| t.env).as_deref(), Some("TRIAGE_ADMIN_TOKEN"));
+    for svc in ["gateway", "classifier", "policy", "backends", "context", "ledger", "operator"] {
+        let d: Deployment = r.get(&format!("triage-{svc}")).unwrap();
+        let containers = d.spec.unwrap().template.spec.unwrap().containers;
+        let env = containers[0].env.clone().unwrap_or_default();
+        let token = env.iter().find(|e| e.name == "TRIAGE_ADMIN_TOKEN").unwrap_or_else(|| panic!("{svc}: no token"));
+        let from = token.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).unwrap();
+        assert_eq!((from.name.as_str(), from.key.as_str()), ("triage-admin", "token"), "{svc}");
+    }
 }
 
 #[test]

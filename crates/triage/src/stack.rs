@@ -49,6 +49,21 @@ async fn connection(url: &str) -> Result<redis::aio::ConnectionManager> {
     client.get_connection_manager().await.with_context(|| format!("connecting to redis at {url}"))
 }
 
+/// One real inference before the process listens, so health reports SERVING (and the
+/// Deployment's readiness passes) only once the model is loaded and has answered. The query is
+/// unique, so a shared label cache cannot answer it instead of the model.
+async fn warm_up(c: &dyn Classifier) -> Result<()> {
+    let started = std::time::Instant::now();
+    let query = format!("warm-up {}: where is my order?", uuid::Uuid::new_v4());
+    let r = c
+        .classify(triage_proto::pb::ClassifyRequest { query, history: Vec::new() })
+        .await
+        .context("classifier warm-up inference failed")?;
+    let version = r.classification.map(|c| c.model_version).unwrap_or_default();
+    tracing::info!(%version, warm_up_ms = started.elapsed().as_millis(), "classifier warmed up");
+    Ok(())
+}
+
 impl Stack {
     /// Starts the local services of `targets` and connects to the others.
     pub async fn build(
@@ -94,7 +109,9 @@ impl Stack {
             Arc::new(triage_backends::RemoteBackends::new(remote("backends")?))
         };
         let classifier: Arc<dyn Classifier> = if targets.contains("classifier") {
-            triage_classifier::build(&config.classifier_resolved(), redis_url.as_deref())?
+            let c = triage_classifier::build_async(&config.classifier_resolved(), redis_url.as_deref()).await?;
+            warm_up(c.as_ref()).await?;
+            c
         } else {
             Arc::new(triage_classifier::RemoteClassifier::new(remote("classifier")?))
         };
