@@ -24,6 +24,7 @@ cargo test --workspace --locked --no-fail-fast
 if [[ "${TRIAGE_SKIP_MISTRALRS:-0}" != "1" ]]; then
   step "mistral.rs feature: build + test (release, own target dir)"
   CARGO_TARGET_DIR="${TRIAGE_MISTRALRS_TARGET_DIR:-$HOME/.cache/triage/target-mistralrs}" \
-    cargo test --release --locked -p triage-engine -p triage-backends -p triage-classifier --features \
-    triage-backends/mistralrs,triage-classifier/mistralrs -- --test-threads 1 mistralrs smollm2
+    cargo test --release --locked -p triage-backends -p triage-classifier \
+    --features triage-backends/mistralrs,triage-classifier/mistralrs \
+    --test mistralrs_model --test llm_mistralrs -- --test-threads 1
 fi
