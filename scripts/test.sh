@@ -8,6 +8,9 @@ cd "$root"
 # A target dir outside the clone, so CI and fresh clones reuse earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/triage/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Incremental caches of every checkout path pile up in the shared target dir (tens of GB);
+# CI rebuilds our crates either way, so it keeps none.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export TRIAGE_HOME="$root"
 
 step() { echo; echo "== $* ($(date +%T))"; }
