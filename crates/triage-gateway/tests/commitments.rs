@@ -1,10 +1,11 @@
 //! Commitments a model makes are kept with its version, shown by Explain, and reach the
 //! next model in the handoff summary when the conversation escalates.
 
+mod common;
+
 use std::sync::Arc;
 use triage_core::Config;
 use triage_core::config::{ClassifierKind, ProviderConfig, SecretRef};
-use triage_gateway::{Gateway, Services};
 use triage_proto::pb;
 use triage_testkit::{FakeAnthropic, FakeOpenAi, RedisServer, Reply};
 
@@ -39,17 +40,7 @@ async fn refund_decision_is_explained_and_handed_off() {
         };
     }
     let config = Arc::new(config);
-    let backends: Arc<dyn triage_backends::Backends> =
-        Arc::new(triage_backends::LocalBackends::new(&config).await.unwrap());
-    let conn = redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
-    let services = Services {
-        classifier: triage_classifier::build(&config.classifier, None).unwrap(),
-        policy: Arc::new(triage_policy::LocalPolicy::from_config(&config).unwrap()),
-        backends: backends.clone(),
-        context: Arc::new(triage_context::RedisContext::new(conn.clone(), &config.context, "c", Some(backends))),
-        ledger: Arc::new(triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "c").unwrap()),
-    };
-    let gw = Gateway::new(services, config.clone(), conn);
+    let gw = common::local_gateway(&config, &redis, "c").await;
 
     let turn = |text: &str| pb::RouteRequest {
         conversation_id: "conv-refund".into(),

@@ -7,12 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use triage_core::Config;
 use triage_core::config::{ClassifierKind, Lifecycle, ProviderConfig, SecretRef};
-use triage_gateway::{Gateway, RouterServer, Services};
+use triage_gateway::RouterServer;
 use triage_proto::pb;
 use triage_proto::pb::router_server::Router as _;
 use triage_testkit::{FakeOpenAi, Fault, RedisServer, Reply};
@@ -124,17 +126,7 @@ async fn every_dashboard_query_uses_exported_metrics() {
         };
     }
     let config = Arc::new(config);
-    let backends: Arc<dyn triage_backends::Backends> =
-        Arc::new(triage_backends::LocalBackends::new(&config).await.unwrap());
-    let conn = redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
-    let services = Services {
-        classifier: triage_classifier::build(&config.classifier, None).unwrap(),
-        policy: Arc::new(triage_policy::LocalPolicy::from_config(&config).unwrap()),
-        backends: backends.clone(),
-        context: Arc::new(triage_context::RedisContext::new(conn.clone(), &config.context, "d", Some(backends))),
-        ledger: Arc::new(triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "d").unwrap()),
-    };
-    let gateway = Gateway::new(services, config.clone(), conn);
+    let gateway = common::local_gateway(&config, &redis, "d").await;
     let router = RouterServer::new(gateway.clone());
     let turn = |conv: &str, text: &str| pb::RouteRequest {
         conversation_id: conv.into(),

@@ -3,29 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
-use triage_core::Config;
-use triage_core::config::{ClassifierKind, DecisionLogFilesConfig, ProviderConfig, SecretRef};
-use triage_gateway::{Gateway, Services};
+use triage_core::config::DecisionLogFilesConfig;
 use triage_proto::pb;
 use triage_testkit::{FakeOpenAi, RedisServer};
-
-/// The default config with every model on one fake OpenAI-compatible provider, each under
-/// the provider id `NAME-id`.
-fn config_on(fake: &FakeOpenAi, redis: &RedisServer, key: &std::path::Path) -> Config {
-    let mut config = Config::embedded_default().unwrap();
-    config.redis.url = Some(redis.url());
-    config.classifier.kind = ClassifierKind::Heuristic;
-    for (name, m) in config.models.iter_mut() {
-        m.provider = ProviderConfig::Openai {
-            base_url: fake.base_url(),
-            model_id: format!("{name}-id"),
-            api_key: Some(SecretRef { env: None, file: Some(key.to_path_buf()) }),
-        };
-    }
-    config
-}
 
 fn jsonl_records(dir: &std::path::Path) -> Vec<pb::DecisionRecord> {
     let text = std::fs::read_to_string(dir.join("decisions.jsonl")).unwrap_or_default();
@@ -42,7 +26,7 @@ async fn decision_records_in_jsonl_files_equal_explain() {
     let key = keys.path().join("key");
     std::fs::write(&key, "k").unwrap();
     let logs = tempfile::tempdir().unwrap();
-    let mut config = config_on(&fake, &redis, &key);
+    let mut config = common::config_on(&fake, &redis, &key);
     config.telemetry.decision_log_files = Some(DecisionLogFilesConfig {
         dir: logs.path().join("decisions"),
         max_file_bytes: 1 << 20,
@@ -50,17 +34,7 @@ async fn decision_records_in_jsonl_files_equal_explain() {
         queue: 64,
     });
     let config = Arc::new(config);
-    let backends: Arc<dyn triage_backends::Backends> =
-        Arc::new(triage_backends::LocalBackends::new(&config).await.unwrap());
-    let conn = redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
-    let services = Services {
-        classifier: triage_classifier::build(&config.classifier, None).unwrap(),
-        policy: Arc::new(triage_policy::LocalPolicy::from_config(&config).unwrap()),
-        backends: backends.clone(),
-        context: Arc::new(triage_context::RedisContext::new(conn.clone(), &config.context, "f", Some(backends))),
-        ledger: Arc::new(triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "f").unwrap()),
-    };
-    let gw = Gateway::new(services, config.clone(), conn);
+    let gw = common::local_gateway(&config, &redis, "f").await;
     let mut ids = Vec::new();
     for turn in ["Where is my order 1234?", "Compare your plans for a team of ten"] {
         let r = gw.route("acme", pb::RouteRequest { turn: turn.into(), max_tokens: 8, ..Default::default() }).await;

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
@@ -14,28 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
-use triage_core::Config;
-use triage_core::config::{ClassifierKind, ProviderConfig, SecretRef};
 use triage_core::grpc::{self, Shutdown};
 use triage_gateway::{Gateway, Services};
 use triage_proto::pb;
 use triage_testkit::{FakeOpenAi, RedisServer, Reply};
-
-/// The default config with every model on one fake OpenAI-compatible provider, each under
-/// the provider id `NAME-id`.
-fn config_on(fake: &FakeOpenAi, redis: &RedisServer, key: &std::path::Path) -> Config {
-    let mut config = Config::embedded_default().unwrap();
-    config.redis.url = Some(redis.url());
-    config.classifier.kind = ClassifierKind::Heuristic;
-    for (name, m) in config.models.iter_mut() {
-        m.provider = ProviderConfig::Openai {
-            base_url: fake.base_url(),
-            model_id: format!("{name}-id"),
-            api_key: Some(SecretRef { env: None, file: Some(key.to_path_buf()) }),
-        };
-    }
-    config
-}
 
 async fn start(routes: tonic::service::Routes, name: &'static str, stop: &CancellationToken) -> String {
     let listener = grpc::bind("127.0.0.1:0").await.unwrap();
@@ -80,7 +64,7 @@ async fn one_trace_from_gateway_to_the_model_call_with_gen_ai_attributes() {
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("key");
     std::fs::write(&key, "k").unwrap();
-    let config = Arc::new(config_on(&fake, &redis, &key));
+    let config = Arc::new(common::config_on(&fake, &redis, &key));
 
     // Classifier, policy and backends each in "another service" on its own socket.
     let stop = CancellationToken::new();

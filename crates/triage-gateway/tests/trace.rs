@@ -1,6 +1,8 @@
 //! One trace per Route across services: the gateway calls a classifier in another server
 //! over a real gRPC socket, and both sides' spans share one trace id via metadata.
 
+mod common;
+
 use opentelemetry_sdk::trace::InMemorySpanExporter;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
 use triage_core::Config;
 use triage_core::grpc::{self, Shutdown};
-use triage_gateway::{Gateway, Services};
+use triage_gateway::Gateway;
 use triage_proto::pb;
 
 fn root() -> PathBuf {
@@ -59,16 +61,8 @@ async fn one_trace_id_across_the_gateway_and_a_remote_classifier() {
     ));
     let remote = triage_classifier::RemoteClassifier::new(grpc::channel(&format!("http://{addr}"), None).unwrap());
 
-    let backends: Arc<dyn triage_backends::Backends> =
-        Arc::new(triage_backends::LocalBackends::new(&config).await.unwrap());
-    let conn = redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
-    let services = Services {
-        classifier: Arc::new(remote),
-        policy: Arc::new(triage_policy::LocalPolicy::from_config(&config).unwrap()),
-        backends: backends.clone(),
-        context: Arc::new(triage_context::RedisContext::new(conn.clone(), &config.context, "t", Some(backends))),
-        ledger: Arc::new(triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "t").unwrap()),
-    };
+    let (mut services, conn) = common::local_services(&config, &redis, "t").await;
+    services.classifier = Arc::new(remote);
     let gateway = Gateway::new(services, config.clone(), conn);
     let resp = gateway
         .route(
