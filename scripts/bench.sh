@@ -11,12 +11,17 @@
 # gateway process comes from VmHWM in /proc/PID/status.
 #
 # Usage: scripts/bench.sh [--split] [--quick] [--duration S] [--rates "500 1000 2000"]
-#                         [--concurrency N] [--out PREFIX] [--no-build]
+#                         [--concurrency N] [--workers N] [--out PREFIX] [--no-build] [--hold]
 #   --split        every service in its own process (six, same Redis), at 1000 req/s unless
 #                  --rates says otherwise
 #   --quick        2 s runs: a smoke test of the script (results go to a temp dir unless --out)
+#   --workers N    tokio worker threads of each triage process (TOKIO_WORKER_THREADS,
+#                  default 1: the load generators, Redis and the fake upstream need the
+#                  other core; in Kubernetes the chart sets it from the CPU limit)
 #   --out PREFIX   writes PREFIX.md and PREFIX.json (default docs/bench/latest[-split])
 #   --no-build     uses the release binaries already in $CARGO_TARGET_DIR
+#   --hold         starts and warms the stack, prints its addresses and PIDs, and waits
+#                  (for perf, strace or a load generator of your own) until interrupted
 # The Markdown table goes to stdout, progress to stderr. Every process started here is
 # stopped on exit. Numbers only mean something on an otherwise idle machine.
 set -euo pipefail
@@ -26,20 +31,24 @@ cd "$root"
 duration=10
 rates=""
 concurrency=50
+workers=1
 split=0
 quick=0
 build=1
+hold=0
 out=""
-usage() { sed -n '13,21p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '13,26p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) duration="${2:?--duration needs seconds}"; shift 2 ;;
     --rates) rates="${2:?--rates needs a list}"; shift 2 ;;
     --concurrency) concurrency="${2:?--concurrency needs a number}"; shift 2 ;;
+    --workers) workers="${2:?--workers needs a number}"; shift 2 ;;
     --out) out="${2:?--out needs a path prefix}"; shift 2 ;;
     --split) split=1; shift ;;
     --quick) quick=1; shift ;;
     --no-build) build=0; shift ;;
+    --hold) hold=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; usage; exit 2 ;;
   esac
@@ -50,6 +59,7 @@ if [[ -z "$rates" ]]; then
 fi
 [[ "$duration" =~ ^[0-9]+$ && "$duration" -gt 0 ]] || { echo "bench: --duration must be whole seconds > 0" >&2; exit 2; }
 [[ "$concurrency" =~ ^[0-9]+$ && "$concurrency" -gt 0 ]] || { echo "bench: --concurrency must be > 0" >&2; exit 2; }
+[[ "$workers" =~ ^[0-9]+$ && "$workers" -gt 0 ]] || { echo "bench: --workers must be > 0" >&2; exit 2; }
 for r in $rates; do
   [[ "$r" =~ ^[0-9]+$ && "$r" -gt 0 ]] || { echo "bench: rate '$r' is not a positive integer" >&2; exit 2; }
 done
@@ -238,7 +248,7 @@ done
 # --- the gateway ------------------------------------------------------------------------------
 serve() { # $1: target
   env -u TRIAGE_REDIS_URL -u TRIAGE_CONFIG -u OTEL_EXPORTER_OTLP_ENDPOINT \
-    TRIAGE_HOME="$root" RUST_LOG=warn TRIAGE_BENCH_UPSTREAM_KEY=bench-key \
+    TRIAGE_HOME="$root" RUST_LOG=warn TRIAGE_BENCH_UPSTREAM_KEY=bench-key TOKIO_WORKER_THREADS="$workers" \
     "$bin/triage" --config "$work/triage.yaml" serve --target "$1" >"$work/serve-$1.log" 2>&1 &
   pids+=($!)
   serve_pid[$1]=$!
@@ -295,6 +305,20 @@ if r.get("warnings"):
 if problems:
     sys.exit("bench: " + "; ".join(problems))
 PY
+
+if [[ $hold -eq 1 ]]; then
+  cat >&9 <<EOF
+bench: holding the warmed stack ($mode); Ctrl-C stops it
+  gRPC Route    $grpc_url
+  HTTP          $http_url
+  direct        $direct_url   (body: $work/body-direct.json)
+  redis         127.0.0.1:$redis_port
+  triage PIDs   $(for n in "${!serve_pid[@]}"; do printf '%s=%s ' "$n" "${serve_pid[$n]}"; done)
+  config        $work/triage.yaml
+EOF
+  wait
+  exit 0
+fi
 
 # --- runs -------------------------------------------------------------------------------------
 runs=()
@@ -354,7 +378,7 @@ git -C "$root" diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitte
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 printf '%s\n' "${runs[@]}" >"$work/runs.txt"
 printf '%s\n' "${rss_lines[@]}" >"$work/rss.txt"
-B_MODE="$mode" B_DURATION="$duration" B_CONCURRENCY="$concurrency" B_COMMIT="$commit" B_CPU="$cpu" \
+B_MODE="$mode" B_DURATION="$duration" B_CONCURRENCY="$concurrency" B_WORKERS="$workers" B_COMMIT="$commit" B_CPU="$cpu" \
 B_CORES="$(nproc)" B_OHA="$oha_version" B_QUICK="$quick" \
 python3 - "$work/runs.txt" "$work/rss.txt" "$out" <<'PY'
 import datetime, json, os, sys
@@ -363,6 +387,7 @@ e = os.environ
 meta = {
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     "mode": e["B_MODE"], "duration_s": int(e["B_DURATION"]), "concurrency": int(e["B_CONCURRENCY"]),
+    "worker_threads": int(e["B_WORKERS"]),
     "commit": e["B_COMMIT"], "cpu": e["B_CPU"], "cores": int(e["B_CORES"]), "oha": e["B_OHA"],
     "quick": e["B_QUICK"] == "1",
 }
@@ -407,7 +432,8 @@ f = lambda v: "–" if v is None else f"{v:.2f}"
 lines = [
     f"# Triage benchmark ({meta['mode']})", "",
     f"{meta['date']}, commit {meta['commit']}, {meta['cores']} × {meta['cpu']}; "
-    f"{meta['duration_s']} s per run, {meta['concurrency']} concurrent; oha {meta['oha']}"
+    f"{meta['duration_s']} s per run, {meta['concurrency']} concurrent; {meta['worker_threads']} tokio worker "
+    f"thread(s) per triage process; oha {meta['oha']}"
     + (" — **--quick smoke run, not a measurement**" if meta["quick"] else "") + ".", "",
     "Fake upstream: fixed reply, no delay. Classification on (embedded MiniLM, Redis cache warm); every turn "
     "routed to the middle model on the fake upstream. Rates are open loop (latency counted from when each "

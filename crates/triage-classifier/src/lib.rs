@@ -25,7 +25,7 @@ pub mod llm_mistralrs;
 pub mod train;
 
 pub use batcher::BatchConfig;
-pub use cache::{CacheStats, CachedClassifier, cache_key, history_fingerprint};
+pub use cache::{CacheStats, CachedClassifier, DEFAULT_LOCAL_ENTRIES, cache_key, history_fingerprint};
 pub use embedded::EmbeddedClassifier;
 pub use error::{Error, Result};
 pub use grpc::{ClassifierServer, RemoteClassifier};
@@ -116,7 +116,8 @@ fn with_cache(
 ) -> Result<Arc<dyn Classifier>> {
     match redis_url {
         Some(url) if cfg.cache.enabled => {
-            let cached = CachedClassifier::new(inner, url, version, cfg.history_turns as usize, cfg.cache.ttl)?;
+            let cached = CachedClassifier::new(inner, url, version, cfg.history_turns as usize, cfg.cache.ttl)?
+                .with_local_entries(cfg.cache.local_entries);
             Ok(Arc::new(cached))
         }
         _ => Ok(inner),

@@ -18,8 +18,8 @@ pub(crate) struct Found {
 
 /// Longest first: "US$40" must not read as "US" + "$40".
 const CURRENCY_PREFIXES: [&str; 7] = ["US$", "R$", "MX$", "CA$", "$", "€", "£"];
-const CURRENCY_WORDS: Words =
-    Words("usd eur brl mxn gbp dollars dollar dólares dolares dólar reais euros euro pesos € $");
+static CURRENCY_WORDS: Words =
+    Words::new("usd eur brl mxn gbp dollars dollar dólares dolares dólar reais euros euro pesos € $");
 
 /// Money amounts: "$40", "$40.00", "R$ 40,00", "40€", "40 USD", "40 dólares", "40 reais".
 pub(crate) fn amounts(toks: &[Tok<'_>]) -> Vec<Found> {
@@ -83,21 +83,23 @@ pub(crate) fn percents(toks: &[Tok<'_>]) -> Vec<Found> {
     out
 }
 
-const MONTHS: Words = Words(
+static MONTHS: Words = Words::new(
     "january february march april may june july august september october november december \
      jan feb apr jun jul aug sep sept oct nov dec enero febrero marzo abril mayo junio julio \
      agosto septiembre setiembre octubre noviembre diciembre janeiro fevereiro março maio \
      junho julho setembro outubro",
 );
-const MONTHS_PT_REST: Words = Words("novembro dezembro");
-const WEEKDAYS: Words = Words(
+static MONTHS_PT_REST: Words = Words::new("novembro dezembro");
+static WEEKDAYS: Words = Words::new(
     "monday tuesday wednesday thursday friday saturday sunday lunes martes miércoles \
      miercoles jueves viernes sábado sabado domingo segunda-feira terça-feira terca-feira \
      quarta-feira quinta-feira sexta-feira weekend",
 );
-const RELATIVE_DAYS: Words = Words("tomorrow mañana amanhã amanha tonight today");
-const SPAN_UNITS: Words = Words("day days días dias hours horas weeks semanas week semana hour hora");
-const SPAN_QUALIFIERS: Words = Words("business working hábiles habiles úteis uteis");
+static RELATIVE_DAYS: Words = Words::new("tomorrow mañana amanhã amanha tonight today");
+/// "next week", "próxima semana", "semana que vem".
+static NEXT_UNITS: Words = Words::new("week semana month mes mês");
+static SPAN_UNITS: Words = Words::new("day days días dias hours horas weeks semanas week semana hour hora");
+static SPAN_QUALIFIERS: Words = Words::new("business working hábiles habiles úteis uteis");
 
 fn is_month(w: &str) -> bool {
     MONTHS.has(w) || MONTHS_PT_REST.has(w)
@@ -105,10 +107,9 @@ fn is_month(w: &str) -> bool {
 
 /// A day of the month as written: "3", "03", "3rd", "3º", "21st".
 fn is_day(w: &str) -> bool {
-    let digits: String = w.chars().take_while(char::is_ascii_digit).collect();
-    let rest = &w[digits.len()..];
-    !digits.is_empty()
-        && digits.len() <= 2
+    let n = w.bytes().take_while(u8::is_ascii_digit).count();
+    let (digits, rest) = w.split_at(n);
+    (1..=2).contains(&n)
         && digits.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d))
         && matches!(rest, "" | "st" | "nd" | "rd" | "th" | "º" | "°" | "o")
 }
@@ -119,20 +120,33 @@ fn is_year(w: &str) -> bool {
 
 /// "2025-05-03", "3/5", "03/05/2025".
 fn is_numeric_date(w: &str) -> bool {
-    let parts: Vec<&str> = w.split(['-', '/']).collect();
-    let all_digits = parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if !all_digits {
-        return false;
+    // Runs on every token: no allocation, and most words fail on their first byte.
+    let mut lens = [0usize; 3];
+    let mut n = 0;
+    for p in w.split(['-', '/']) {
+        if n == lens.len() || p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        lens[n] = p.len();
+        n += 1;
     }
-    match parts.as_slice() {
-        [y, m, d] if w.contains('-') => y.len() == 4 && m.len() <= 2 && d.len() <= 2,
-        [a, b] | [a, b, _] if w.contains('/') => a.len() <= 2 && b.len() <= 2,
+    match (n, lens) {
+        (3, [y, m, d]) if w.contains('-') => y == 4 && m <= 2 && d <= 2,
+        (2 | 3, [a, b, _]) if w.contains('/') => a <= 2 && b <= 2,
         _ => false,
     }
 }
 
+/// Words of which every date [`dates`] finds without an ASCII digit has one: weekdays,
+/// "tomorrow", "next week", "semana que vem". The commitment pre-check skips sentences with
+/// neither a digit nor one of these, so a new digit-free date form must add its word here.
+pub(crate) fn digitless_date_words() -> impl Iterator<Item = &'static str> {
+    WEEKDAYS.iter().chain(RELATIVE_DAYS.iter()).chain(NEXT_UNITS.iter())
+}
+
 /// Dates and delivery windows: "2025-05-03", "03/05", "May 3", "3 de mayo", "Friday",
 /// "sexta-feira", "tomorrow", "mañana", "within 5 business days", "en 3 días hábiles".
+/// Every one without an ASCII digit contains a [`digitless_date_words`] word.
 pub(crate) fn dates(toks: &[Tok<'_>]) -> Vec<Found> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -169,9 +183,7 @@ pub(crate) fn dates(toks: &[Tok<'_>]) -> Vec<Found> {
             if !(cur == "mañana" && w(i.wrapping_sub(1)) == "la") {
                 span = Some((i, i + 1, false));
             }
-        } else if matches!(cur, "next" | "próxima" | "proxima")
-            && matches!(w(i + 1), "week" | "semana" | "month" | "mes" | "mês")
-        {
+        } else if matches!(cur, "next" | "próxima" | "proxima") && NEXT_UNITS.has(w(i + 1)) {
             span = Some((i, i + 2, false));
         } else if cur == "semana" && w(i + 1) == "que" && matches!(w(i + 2), "vem" | "viene") {
             span = Some((i, i + 3, false));
@@ -204,11 +216,11 @@ pub(crate) fn dates(toks: &[Tok<'_>]) -> Vec<Found> {
     out
 }
 
-const ID_KEYWORDS: Words = Words(
+static ID_KEYWORDS: Words = Words::new(
     "order orden pedido ticket case caso invoice factura fatura tracking rastreo rastreamento \
      reservation reserva booking account",
 );
-const ID_FILLERS: Words = Words("number no nº n° núm número numero id # de do is es é");
+static ID_FILLERS: Words = Words::new("number no nº n° núm número numero id # de do is es é");
 
 /// Letters and digits with `-`/`#`, at least one digit: the shape of an id.
 fn id_shaped(raw: &str) -> bool {
@@ -290,4 +302,24 @@ pub(crate) fn all(toks: &[Tok<'_>]) -> Vec<Found> {
     out.extend(dates(toks).into_iter().filter(|f| f.kind == "date"));
     out.extend(emails(toks));
     out
+}
+
+/// Every lexicon word here, for tests that build text from them.
+#[cfg(test)]
+pub(crate) fn lexicon_words() -> Vec<&'static str> {
+    [
+        &CURRENCY_WORDS,
+        &MONTHS,
+        &MONTHS_PT_REST,
+        &WEEKDAYS,
+        &RELATIVE_DAYS,
+        &NEXT_UNITS,
+        &SPAN_UNITS,
+        &SPAN_QUALIFIERS,
+        &ID_KEYWORDS,
+        &ID_FILLERS,
+    ]
+    .into_iter()
+    .flat_map(Words::iter)
+    .collect()
 }

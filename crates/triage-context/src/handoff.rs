@@ -119,11 +119,11 @@ fn extract_facts(conv: &pb::Conversation) -> Vec<String> {
     out
 }
 
-const QUESTION_WORDS: Words = Words(
+static QUESTION_WORDS: Words = Words::new(
     "what where when why how which who qué dónde donde cuándo cómo cuál cuánto cuánta onde \
      quando qual quanto quanta porque por",
 );
-const NOT_KEYWORDS: Words = Words(
+static NOT_KEYWORDS: Words = Words::new(
     "what where when which does have this that with from your there would could should about \
      please dónde donde cuándo cuando como cómo para este esta está onde quando pode puede \
      puedo posso tengo tenho also still will they them then than just know want need quiero \

@@ -13,14 +13,14 @@ pub const UNDETERMINED: &str = "und";
 /// More than one language in the same text.
 pub const MIXED: &str = "mixed";
 
-const EN: Words = Words(
+static EN: Words = Words::new(
     "the and is are was were be been my your i i'm you he she it it's we they to of in on at \
      for with this that what where when why how can could would will not does did have has \
      had please thanks thank hi hello yes order from but or if there just about need want get \
      still any all help an so yet can't don't didn't should which who money back refund \
      shipping arrived received",
 );
-const ES: Words = Words(
+static ES: Words = Words::new(
     "el la los las y es estoy están pero en con mi mis qué cómo dónde donde cuándo cuál muy \
      gracias hola quiero tengo necesito puedo puede usted ustedes su sus del al una uno un \
      eso también ya cuando hay sí lo le les yo tú hasta ahora todavía aún bien buenos días \
@@ -28,7 +28,7 @@ const ES: Words = Words(
      tienen quería sería pueden llegó llega envío ni pues mañana reembolso devolución recibí \
      todo porque cual",
 );
-const PT: Words = Words(
+static PT: Words = Words::new(
     "o os e é estou mas com meu minha meus minhas não você vocês obrigado obrigada olá oi \
      quero tenho preciso posso pode da dos das na nas um uma isso isto também já há sim ele \
      ela seu sua onde muito ainda agora até bom dia tudo ter fazer foi são ao à pelo pela \
@@ -36,7 +36,7 @@ const PT: Words = Words(
      devolução recebi nem em eu quando",
 );
 /// Shared by Spanish and Portuguese: evidence for "es or pt", not for one of them.
-const ES_PT: Words = Words(
+static ES_PT: Words = Words::new(
     "que de por para como se me nos te pedido favor este esta está otro outra otra outro no \
      mas",
 );

@@ -98,6 +98,11 @@ fn map_script_error(e: redis::RedisError, id: &str) -> Error {
     if e.code() == Some("TENANT_MISMATCH") { Error::NotFound(id.to_string()) } else { Error::from(e) }
 }
 
+/// Get with create_if_missing: creates the conversation unless it exists. Sent with EVAL
+/// inside the read's MULTI (a script cannot be loaded on demand there); Redis keeps the
+/// compiled script, so only its few hundred bytes travel again.
+const CREATE: &str = include_str!("lua/create.lua");
+
 /// One MULTI/EXEC read: meta hash, turns, summary, commitments.
 type Snapshot = (HashMap<String, String>, Vec<Vec<u8>>, Option<Vec<u8>>, Vec<Vec<u8>>);
 
@@ -110,7 +115,6 @@ pub struct RedisContext {
     summarizer: SummarizerSettings,
     backends: Option<Arc<dyn Backends>>,
     append: Arc<Script>,
-    create: Arc<Script>,
     store_summary: Arc<Script>,
 }
 
@@ -135,7 +139,6 @@ impl RedisContext {
             },
             backends,
             append: Arc::new(Script::new(include_str!("lua/append.lua"))),
-            create: Arc::new(Script::new(include_str!("lua/create.lua"))),
             store_summary: Arc::new(Script::new(include_str!("lua/summary.lua"))),
         }
     }
@@ -160,20 +163,29 @@ impl RedisContext {
     }
 
     /// Reads a conversation, `None` when it does not exist for this tenant.
-    async fn read(&self, tenant: &str, id: &str, last_turns: u32) -> Result<Option<pb::Conversation>> {
+    /// The conversation, created first (in the same round trip) when `create` is set.
+    async fn read(&self, tenant: &str, id: &str, last_turns: u32, create: bool) -> Result<Option<pb::Conversation>> {
         let k = self.keys(tenant, id)?;
         let start: isize = if last_turns == 0 { 0 } else { -(last_turns.min(i32::MAX as u32) as isize) };
         let mut conn = self.conn.clone();
         // MULTI/EXEC: one consistent snapshot, never turns from before an append and
         // counters from after it.
-        let (meta, turns, summary, commitments): Snapshot = redis::pipe()
-            .atomic()
-            .hgetall(&k.meta)
-            .lrange(&k.turns, start, -1)
-            .get(&k.summary)
-            .lrange(&k.commitments, 0, -1)
-            .query_async(&mut conn)
-            .await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if create {
+            pipe.cmd("EVAL")
+                .arg(CREATE)
+                .arg(1)
+                .arg(&k.meta)
+                .arg(tenant)
+                .arg(id)
+                .arg(triage_core::now_unix_ms())
+                .arg(self.ttl_ms)
+                .ignore();
+        }
+        pipe.hgetall(&k.meta).lrange(&k.turns, start, -1).get(&k.summary).lrange(&k.commitments, 0, -1);
+        let (meta, turns, summary, commitments): Snapshot =
+            pipe.query_async(&mut conn).await.map_err(|e| map_script_error(e, id))?;
         if meta.get("tenant").map(String::as_str) != Some(tenant) {
             return Ok(None);
         }
@@ -245,21 +257,9 @@ fn validate_append(req: &pb::AppendRequest) -> Result<()> {
 impl ContextStore for RedisContext {
     async fn get(&self, req: pb::GetConversationRequest) -> Result<pb::Conversation> {
         let (tenant, id) = (req.tenant.as_str(), req.conversation_id.as_str());
-        let k = self.keys(tenant, id)?;
-        if req.create_if_missing {
-            let mut conn = self.conn.clone();
-            let _created: i64 = self
-                .create
-                .key(&k.meta)
-                .arg(tenant)
-                .arg(id)
-                .arg(triage_core::now_unix_ms())
-                .arg(self.ttl_ms)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| map_script_error(e, id))?;
-        }
-        self.read(tenant, id, req.last_turns).await?.ok_or_else(|| Error::NotFound(id.to_string()))
+        self.read(tenant, id, req.last_turns, req.create_if_missing)
+            .await?
+            .ok_or_else(|| Error::NotFound(id.to_string()))
     }
 
     async fn append(&self, req: pb::AppendRequest) -> Result<pb::AppendResponse> {
@@ -300,7 +300,7 @@ impl ContextStore for RedisContext {
     async fn handoff(&self, req: pb::HandoffRequest) -> Result<pb::HandoffSummary> {
         let (tenant, id) = (req.tenant.as_str(), req.conversation_id.as_str());
         let k = self.keys(tenant, id)?;
-        let conv = self.read(tenant, id, 0).await?.ok_or_else(|| Error::NotFound(id.to_string()))?;
+        let conv = self.read(tenant, id, 0, false).await?.ok_or_else(|| Error::NotFound(id.to_string()))?;
         let from = if req.from_model.is_empty() { conv.pinned_model.clone() } else { req.from_model.clone() };
         // The request names the summarizer when the caller wants a specific one; config
         // otherwise.

@@ -2,15 +2,60 @@
 //! whitespace tokenizer that keeps symbols such as `$`, `#`, `%` and `@` inside tokens,
 //! because amounts, order ids and emails are exactly what the extractors look for.
 
-/// A word list written as one space-separated string: long lexicons stay compact and
-/// readable, and the lists are short enough that a scan per lookup costs nothing.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Words(pub &'static str);
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
+/// A word list written as one space-separated string, so long lexicons stay compact and
+/// readable. Declare it as a `static` (`static X: Words = Words::new("...")`), not a
+/// `const`: the set is built on first use and kept, and a `const` would rebuild it per use.
+/// (A scan of the string per lookup made the extractors cost tens of µs per reply.)
+#[derive(Debug)]
+pub(crate) struct Words {
+    list: &'static str,
+    set: OnceLock<HashSet<&'static str, BuildHasherDefault<Fnv1a>>>,
+}
+
+/// FNV-1a: lexicon lookups hash short words many times per token, and SipHash cost most of
+/// that time. Its DoS resistance buys nothing here: the sets are fixed at compile time and
+/// text is only looked up, never inserted, so no input can lengthen a probe.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 impl Words {
+    /// The words of `list`, separated by ASCII whitespace.
+    pub(crate) const fn new(list: &'static str) -> Self {
+        Self { list, set: OnceLock::new() }
+    }
+
     /// True when `w` is one of the words.
     pub(crate) fn has(&self, w: &str) -> bool {
-        self.0.split_ascii_whitespace().any(|x| x == w)
+        self.set.get_or_init(|| self.iter().collect()).contains(w)
+    }
+
+    /// The words, in written order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'static str> + use<> {
+        self.list.split_ascii_whitespace()
     }
 }
 
@@ -63,7 +108,11 @@ pub(crate) fn tokens(text: &str) -> Vec<Tok<'_>> {
             if raw.is_empty() {
                 return None;
             }
-            Some(Tok { raw, lower: raw.to_lowercase().replace('’', "'") })
+            let mut lower = raw.to_lowercase();
+            if lower.contains('’') {
+                lower = lower.replace('’', "'");
+            }
+            Some(Tok { raw, lower })
         })
         .collect()
 }

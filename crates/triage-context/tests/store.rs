@@ -225,3 +225,29 @@ async fn bad_requests_are_rejected() {
     // Nothing was written by the rejected calls.
     assert!(matches!(ctx.get(get("acme", "c")).await.unwrap_err(), Error::NotFound(_)));
 }
+
+#[tokio::test]
+async fn create_and_read_are_one_round_trip_and_keep_an_owner_check() {
+    let server = RedisServer::start().unwrap();
+    let ctx = store(&server, None, &config()).await;
+    let mut raw = redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut raw).await.unwrap();
+    let created = ctx.get(pb::GetConversationRequest { create_if_missing: true, ..get("acme", "one") }).await.unwrap();
+    assert_eq!(created.turn_count, 0);
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
+    let calls = |cmd: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    assert_eq!((calls("multi"), calls("exec"), calls("eval"), calls("evalsha")), (1, 1, 1, 0), "{info}");
+
+    // A meta hash owned by another tenant (only a corrupt or hand-edited store has one):
+    // the create inside the transaction refuses it and the caller sees not found.
+    let keys = ConversationKeys::new("triage-test", "acme", "stolen");
+    let _: () = raw.hset(&keys.meta, "tenant", "globex").await.unwrap();
+    let err =
+        ctx.get(pb::GetConversationRequest { create_if_missing: true, ..get("acme", "stolen") }).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+}

@@ -367,6 +367,21 @@ fn the_admin_token_reaches_every_triage_pod_and_the_config() {
 }
 
 #[test]
+fn every_runtime_gets_as_many_workers_as_its_cpu_limit() {
+    let r = render(None);
+    for svc in ["gateway", "classifier", "policy", "backends", "context", "ledger", "operator"] {
+        let d: Deployment = r.get(&format!("triage-{svc}")).unwrap();
+        let containers = d.spec.unwrap().template.spec.unwrap().containers;
+        let env = containers[0].env.clone().unwrap_or_default();
+        let workers = env.iter().find(|e| e.name == "TOKIO_WORKER_THREADS").unwrap_or_else(|| panic!("{svc}"));
+        let from = workers.value_from.as_ref().and_then(|v| v.resource_field_ref.as_ref()).unwrap();
+        assert_eq!(from.resource, "limits.cpu", "{svc}");
+        assert_eq!(from.divisor.as_ref().map(|q| q.0.as_str()), Some("1"), "{svc}: whole cores");
+        assert!(from.container_name.is_none(), "{svc}: its own container");
+    }
+}
+
+#[test]
 fn tls_and_api_keys_come_from_mounted_secrets() {
     let r = render(Some("tls-values.yaml"));
     let cfg = config(&r);

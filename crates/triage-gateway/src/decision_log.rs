@@ -1,16 +1,34 @@
 //! Every Route writes one decision record: to a per-request key (for Explain), to a
 //! capped Redis stream (for tools that follow decisions as they happen) and, when
 //! `telemetry.decision_log_files` is set, to rotating JSONL files (see [`files`]).
+//!
+//! Records are written by one background writer per process, many to a Redis round trip,
+//! so a Route does not wait for its record: under load one pipeline carries every record
+//! that arrived while the previous one was in flight. The queue is bounded (a Route waits
+//! for room rather than a record being dropped), reads of a record first wait for the
+//! queue to drain, and shutdown flushes it.
 
 pub mod files;
 
 use crate::{Error, Result};
 use redis::aio::ConnectionManager;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, oneshot};
 use triage_core::Config;
 use triage_proto::pb;
 
 const RECORD_TTL_SECS: u64 = 7 * 24 * 3600;
 const STREAM_MAXLEN: u64 = 100_000;
+/// Records waiting for the writer before a Route waits for room.
+const QUEUE: usize = 8_192;
+/// Records per Redis pipeline at most.
+const BATCH: usize = 256;
+
+enum Job {
+    Record(Box<pb::DecisionRecord>),
+    /// Answered once every record queued before it is stored (or failed).
+    Flush(oneshot::Sender<()>),
+}
 
 /// Writes and reads decision records.
 #[derive(Clone)]
@@ -18,12 +36,14 @@ pub struct DecisionLog {
     redis: ConnectionManager,
     prefix: String,
     files: Option<files::FileSink>,
+    /// Started on first use, so a log can be built outside a runtime.
+    writer: Arc<OnceLock<mpsc::Sender<Job>>>,
 }
 
 impl DecisionLog {
     /// A log under `prefix` in `redis`.
     pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
-        Self { redis, prefix: prefix.to_string(), files: None }
+        Self { redis, prefix: prefix.to_string(), files: None, writer: Arc::new(OnceLock::new()) }
     }
 
     /// Also appends every record to the JSONL files of `telemetry.decision_log_files`, when
@@ -36,52 +56,43 @@ impl DecisionLog {
     }
 
     fn key(&self, request_id: &str) -> String {
-        format!("{}:decision:{request_id}", self.prefix)
+        key(&self.prefix, request_id)
     }
 
     /// Name of the capped stream of all decisions.
     pub fn stream_key(&self) -> String {
-        format!("{}:decisions", self.prefix)
+        stream_key(&self.prefix)
     }
 
-    /// Stores a record; a failure is logged, never fails the request that was answered.
-    pub async fn write(&self, rec: &pb::DecisionRecord) {
-        let json = match serde_json::to_string(rec) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(request_id = %rec.request_id, error = %e, "decision record not serialisable");
-                return;
-            }
-        };
-        if let Some(files) = &self.files {
-            files.push(json.clone());
+    fn writer(&self) -> &mpsc::Sender<Job> {
+        self.writer.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let sink = Sink { redis: self.redis.clone(), prefix: self.prefix.clone(), files: self.files.clone() };
+            tokio::spawn(sink.run(rx));
+            tx
+        })
+    }
+
+    /// Queues a record; a failure to store it is logged, never fails the request that was
+    /// answered.
+    pub async fn write(&self, rec: pb::DecisionRecord) {
+        if self.writer().send(Job::Record(Box::new(rec))).await.is_err() {
+            tracing::error!("decision log writer gone; record not stored");
         }
-        let mut redis = self.redis.clone();
-        let res: redis::RedisResult<()> = redis::pipe()
-            .cmd("SET")
-            .arg(self.key(&rec.request_id))
-            .arg(&json)
-            .arg("EX")
-            .arg(RECORD_TTL_SECS)
-            .ignore()
-            .cmd("XADD")
-            .arg(self.stream_key())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(STREAM_MAXLEN)
-            .arg("*")
-            .arg("record")
-            .arg(&json)
-            .ignore()
-            .query_async(&mut redis)
-            .await;
-        if let Err(e) = res {
-            tracing::error!(request_id = %rec.request_id, error = %e, "decision record not stored");
+    }
+
+    /// Waits until every record queued so far is stored (or its failure logged).
+    pub async fn flush(&self) {
+        let Some(tx) = self.writer.get() else { return };
+        let (done, wait) = oneshot::channel();
+        if tx.send(Job::Flush(done)).await.is_ok() {
+            let _ = wait.await;
         }
     }
 
     /// The record of `request_id` if it belongs to `tenant`.
     pub async fn get(&self, tenant: &str, request_id: &str) -> Result<pb::DecisionRecord> {
+        self.flush().await;
         let mut redis = self.redis.clone();
         let json: Option<String> = redis::cmd("GET").arg(self.key(request_id)).query_async(&mut redis).await?;
         let rec: pb::DecisionRecord = match json {
@@ -113,5 +124,80 @@ impl DecisionLog {
         let _: () =
             redis::cmd("SET").arg(self.key(&rec.request_id)).arg(json).arg("KEEPTTL").query_async(&mut redis).await?;
         Ok(Some(rec.model))
+    }
+}
+
+fn key(prefix: &str, request_id: &str) -> String {
+    format!("{prefix}:decision:{request_id}")
+}
+
+fn stream_key(prefix: &str) -> String {
+    format!("{prefix}:decisions")
+}
+
+/// The background writer's end.
+struct Sink {
+    redis: ConnectionManager,
+    prefix: String,
+    files: Option<files::FileSink>,
+}
+
+impl Sink {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let mut jobs = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut jobs, BATCH).await > 0 {
+            let mut waiters = Vec::new();
+            let mut pipe = redis::pipe();
+            let mut records = 0usize;
+            for job in jobs.drain(..) {
+                match job {
+                    Job::Record(rec) => {
+                        if self.add(&mut pipe, &rec) {
+                            records += 1;
+                        }
+                    }
+                    Job::Flush(done) => waiters.push(done),
+                }
+            }
+            if records > 0 {
+                let res: redis::RedisResult<()> = pipe.query_async(&mut self.redis).await;
+                if let Err(e) = res {
+                    tracing::error!(records, error = %e, "decision records not stored");
+                }
+            }
+            for done in waiters {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Adds one record's key and stream entry to `pipe`; false when it cannot be encoded.
+    fn add(&self, pipe: &mut redis::Pipeline, rec: &pb::DecisionRecord) -> bool {
+        let json = match serde_json::to_string(rec) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(request_id = %rec.request_id, error = %e, "decision record not serialisable");
+                return false;
+            }
+        };
+        pipe.cmd("SET")
+            .arg(key(&self.prefix, &rec.request_id))
+            .arg(&json)
+            .arg("EX")
+            .arg(RECORD_TTL_SECS)
+            .ignore()
+            .cmd("XADD")
+            .arg(stream_key(&self.prefix))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(STREAM_MAXLEN)
+            .arg("*")
+            .arg("record")
+            .arg(&json)
+            .ignore();
+        if let Some(files) = &self.files {
+            files.push(json);
+        }
+        true
     }
 }

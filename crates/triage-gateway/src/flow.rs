@@ -1,8 +1,7 @@
 //! The Route flow. Each step has a deadline and a declared failure mode, and everything it
 //! sees and decides goes into the decision record.
 
-use crate::idempotency::{Claim, Idempotency};
-use crate::lock::ConversationLock;
+use crate::idempotency::{Entry, Idempotency};
 use crate::{Error, Gateway, Result, validate};
 use std::collections::HashMap;
 use std::future::Future;
@@ -131,22 +130,15 @@ impl Gateway {
             let deadlines = &self.config.server.deadlines;
             let lease = deadlines.generate + deadlines.context * 4 + Duration::from_secs(30);
             let idem = Idempotency::new(self.redis.clone(), &self.config.redis.key_prefix);
-            match idem.claim(tenant, &req.request_id, lease, lease).await? {
-                Claim::Replay(resp) => {
+            let lock_key = format!("{}:lock:{tenant}:{}", self.config.redis.key_prefix, req.conversation_id);
+            let lock = match idem.enter(tenant, &req.request_id, lock_key, lease).await? {
+                Entry::Replay(resp) => {
                     if let Some(sink) = &sink {
                         let _ = sink.send(resp.reply.clone()).await;
                     }
                     return Ok(*resp);
                 }
-                Claim::Owned => {}
-            }
-            let lock_key = format!("{}:lock:{tenant}:{}", self.config.redis.key_prefix, req.conversation_id);
-            let lock = match ConversationLock::acquire(self.redis.clone(), lock_key, lease, lease).await {
-                Ok(l) => l,
-                Err(e) => {
-                    idem.abandon(tenant, &req.request_id).await;
-                    return Err(e);
-                }
+                Entry::Owned(lock) => lock,
             };
             let mut rec = pb::DecisionRecord {
                 request_id: req.request_id.clone(),
@@ -159,28 +151,28 @@ impl Gateway {
             };
             let mut steps = Steps(Vec::new());
             let res = self.run(tenant, &req, sink, &mut rec, &mut steps).await;
-            lock.release().await;
             rec.steps = steps.0;
             rec.latency_us = started.elapsed().as_micros() as u64;
             match res {
                 Ok(mut resp) => {
                     resp.latency_us = rec.latency_us;
                     rec.status = "ok".into();
-                    idem.complete(tenant, &req.request_id, &resp).await;
-                    self.log.write(&rec).await;
+                    // The answer is stored before the next turn of the conversation can start.
+                    lock.release_with(Some(idem.complete_cmd(tenant, &req.request_id, &resp))).await;
                     crate::metrics::route(&rec, rec.conversation_turns == 0);
                     record_route_span(&rec);
                     tracing::info!(
                         model = %resp.model, version = %resp.model_version, rule = %resp.rule_id,
                         cost_micros = resp.cost_micros, latency_us = resp.latency_us, "routed"
                     );
+                    self.log.write(rec).await;
                     Ok(resp)
                 }
                 Err(e) => {
                     rec.status = format!("{:?}", e.code());
                     rec.warnings.push(e.to_string());
-                    idem.abandon(tenant, &req.request_id).await;
-                    self.log.write(&rec).await;
+                    lock.release_with(Some(idem.abandon_cmd(tenant, &req.request_id))).await;
+                    self.log.write(rec).await;
                     crate::metrics::route_error(e.code());
                     tracing::warn!(error = %e, "route failed");
                     Err(e)
@@ -246,8 +238,6 @@ impl Gateway {
             .get(&generated.model)
             .map(|m| m.price.cost(u64::from(usage.input_tokens), u64::from(usage.output_tokens)))
             .unwrap_or(Micros::ZERO);
-        self.commit(req, &generated.model, cost, reservation.unaccounted, rec, steps).await;
-
         let tier = Tier::from_pb(generated.tier).or_else(|| self.catalog().get(&generated.model).map(|m| m.tier));
         let escalated = decision.escalation;
         // The reply is turn `turn_count + 2` (after the user's): commitments carry that number.
@@ -258,7 +248,17 @@ impl Gateway {
             conv.turn_count + 2,
         );
         rec.commitments = commitments.clone();
-        self.append(tenant, req, &conv, &decision, &generated, escalated, commitments, steps).await?;
+        // Settling the money and storing the turn do not depend on each other: one wait, not
+        // two, after the answer (the conversation lock is still held for the append).
+        let (mut commit_steps, mut append_steps) = (Steps(Vec::new()), Steps(Vec::new()));
+        let mut commit_warnings = Vec::new();
+        let commit =
+            self.commit(req, &generated.model, cost, reservation.unaccounted, &mut commit_warnings, &mut commit_steps);
+        let append = self.append(tenant, req, &conv, &decision, &generated, escalated, commitments, &mut append_steps);
+        let ((), appended) = tokio::join!(commit, append);
+        steps.0.extend(commit_steps.0.into_iter().chain(append_steps.0));
+        rec.warnings.extend(commit_warnings);
+        appended?;
 
         let mut warnings = decision.warnings.clone();
         warnings.extend(generated.warnings.iter().cloned());

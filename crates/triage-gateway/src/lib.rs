@@ -78,6 +78,12 @@ impl Gateway {
         &self.log
     }
 
+    /// Waits until every decision record queued so far is stored: at shutdown, after the
+    /// servers have drained.
+    pub async fn flush_decisions(&self) {
+        self.log.flush().await;
+    }
+
     /// In-flight requests and the load signal derived from them.
     pub fn load(&self) -> &LoadTracker {
         &self.load

@@ -19,25 +19,33 @@ pub(crate) struct ConversationLock {
 }
 
 impl ConversationLock {
-    /// Waits for the lock up to `wait`, holding it at most `lease`.
+    /// A fresh token and the `SET NX PX` that takes the lock with it, for callers that send
+    /// it in a pipeline with other work; [`ConversationLock::held`] makes the lock once the
+    /// reply says it was taken.
+    pub(crate) fn attempt(key: &str, lease: Duration) -> (String, redis::Cmd) {
+        let token = uuid::Uuid::new_v4().to_string();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(&token).arg("NX").arg("PX").arg(lease.as_millis() as u64);
+        (token, cmd)
+    }
+
+    /// The lock `attempt` took.
+    pub(crate) fn held(redis: ConnectionManager, key: String, token: String) -> Self {
+        ConversationLock { redis, key, token }
+    }
+
+    /// Takes the lock, retrying with backoff until `wait` has passed.
     pub(crate) async fn acquire(
         mut redis: ConnectionManager,
         key: String,
         lease: Duration,
         wait: Duration,
     ) -> Result<ConversationLock> {
-        let token = uuid::Uuid::new_v4().to_string();
         let start = Instant::now();
         let mut backoff = Duration::from_millis(5);
         loop {
-            let got: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(lease.as_millis() as u64)
-                .query_async(&mut redis)
-                .await?;
+            let (token, cmd) = Self::attempt(&key, lease);
+            let got: Option<String> = cmd.query_async(&mut redis).await?;
             if got.is_some() {
                 return Ok(ConversationLock { redis, key, token });
             }
@@ -49,10 +57,22 @@ impl ConversationLock {
         }
     }
 
-    /// Releases the lock if this holder still owns it.
-    pub(crate) async fn release(mut self) {
-        let res: redis::RedisResult<i64> =
-            redis::Script::new(RELEASE).key(&self.key).arg(&self.token).invoke_async(&mut self.redis).await;
+    /// Releases the lock if it is still ours (it may have expired and been taken).
+    pub(crate) async fn release(self) {
+        self.release_with(None).await
+    }
+
+    /// Releases the lock and runs `then` in the same round trip (`then` first, so whatever
+    /// it records is in place before the next turn can take the lock). A failure is logged:
+    /// the lock expires on its own.
+    pub(crate) async fn release_with(mut self, then: Option<redis::Cmd>) {
+        let mut pipe = redis::pipe();
+        if let Some(cmd) = then {
+            pipe.add_command(cmd).ignore();
+        }
+        // EVAL rather than EVALSHA: nothing to load first, and Redis caches the compiled script.
+        pipe.cmd("EVAL").arg(RELEASE).arg(1).arg(&self.key).arg(&self.token).ignore();
+        let res: redis::RedisResult<()> = pipe.query_async(&mut self.redis).await;
         if let Err(e) = res {
             tracing::warn!(key = %self.key, error = %e, "conversation lock release failed; it will expire");
         }

@@ -141,7 +141,8 @@ pub fn decode_key_list(encoded: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Encodes like the reserve script (used by tests to check the two agree).
+/// Encodes a key list for the record's `keys` field; the scripts receive it with the same
+/// keys in KEYS and store or compare it as is.
 pub fn encode_key_list<S: AsRef<str>>(keys: &[S]) -> String {
     keys.iter().map(|k| format!("{}:{}", k.as_ref().len(), k.as_ref())).collect()
 }

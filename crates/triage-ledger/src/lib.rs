@@ -9,6 +9,11 @@
 //! grants unaccounted and counts locally; either way spend that could not be committed is
 //! kept in process and replayed through the same idempotent script once Redis answers.
 //!
+//! Hot-path cost: a counter's TTL and report-index entries are written once, when a script
+//! creates it, not on every request; the budget signal ([`Ledger::limits`], read on every
+//! Route) is served from readings at most `ledger.signal_max_age` old, refreshed by this
+//! instance's own reserves and commits. Hard limits are always checked in Redis.
+//!
 //!
 //! Commit may carry the conversation's revenue: the ledger keeps the latest per
 //! conversation scope with the scope's whole cost, so Spend reports revenue and margin for
@@ -31,6 +36,7 @@ mod ops;
 mod redis_ledger;
 mod reports;
 mod settle;
+mod signals;
 pub mod window;
 
 pub use alerts::{ThresholdAlert, threshold_micros};

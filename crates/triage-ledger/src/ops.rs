@@ -2,7 +2,7 @@
 //! limits, alerts, the fail mode) happens here in Rust. Commit and release are in
 //! `settle.rs`, the reaper and reconciliation in `maintenance.rs`.
 
-use crate::keys::check_kind;
+use crate::keys::{check_kind, encode_key_list};
 use crate::limits::{MAX_MICROS, refusal_message, remaining_fraction, scope_label};
 use crate::local::{CounterIndex, CounterRef, Inflight};
 use crate::redis_ledger::StoreFail;
@@ -113,6 +113,7 @@ impl RedisLedger {
                 .arg(&c.scope.kind)
                 .arg(&c.scope.id);
         }
+        inv.arg(encode_key_list(&plan.iter().map(|c| c.key.as_str()).collect::<Vec<_>>()));
         let counters = || {
             Arc::new(
                 plan.iter()
@@ -185,6 +186,7 @@ impl RedisLedger {
                 let refusal = refusal_message(&c.scope.kind, &c.scope.id, &c.span, limit, *used, req.amount_micros);
                 tracing::info!(request_id = %req.request_id, %refusal, "reservation refused");
                 self.check_alert(c, *used, now_unix_ms);
+                self.inner.signals.put([(c.key.as_str(), *used)]);
                 Ok(pb::ReserveResponse {
                     granted: false,
                     refusal,
@@ -197,6 +199,10 @@ impl RedisLedger {
                 for (c, u) in plan.iter().zip(used) {
                     self.check_alert(c, *u, now_unix_ms);
                 }
+                // The script read every limited counter: fresh budget signals for free.
+                self.inner
+                    .signals
+                    .put(plan.iter().zip(used).filter(|(c, _)| c.limit.is_some()).map(|(c, u)| (c.key.as_str(), *u)));
                 Ok(pb::ReserveResponse { granted: true, ..Default::default() })
             }
             other => Err(Error::Store(format!("unexpected reserve script reply {other:?}"))),
@@ -208,6 +214,16 @@ impl RedisLedger {
     /// a commit replayed long after its window still stays readable for a while.
     pub(crate) fn ttl_until(&self, expire_at_unix_ms: i64) -> i64 {
         expire_at_unix_ms.saturating_sub(self.now_unix_ms()).max(crate::window::HOUR_MS)
+    }
+
+    /// When the counter `key` may expire (its window's end + retention); 0 when the key does
+    /// not parse (the scripts then leave its TTL alone).
+    pub(crate) fn counter_expire_at(&self, key: &str) -> i64 {
+        self.inner
+            .keys
+            .parse_counter(key)
+            .and_then(|p| Span::from_id(crate::window::parse_window(p.window).ok()?, p.window_id))
+            .map_or(0, |s| s.expire_at_unix_ms())
     }
 
     /// Logs (and hands to the hook) the first time a scope's remaining fraction in a window

@@ -6,6 +6,7 @@ use crate::clock::{AlertHook, Clock, NoAlertHook, SystemClock};
 use crate::keys::KeyLayout;
 use crate::limits::LimitTable;
 use crate::local::{Local, LocalStats};
+use crate::signals::SignalCache;
 use crate::{Error, Ledger, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, FromRedisValue, RedisError, ScriptInvocation};
@@ -80,6 +81,8 @@ pub(crate) struct Inner {
     pub alerting: Alerting,
     pub opts: LedgerOptions,
     pub local: Local,
+    /// Recent readings of limited counters, for the budget signal.
+    pub signals: SignalCache,
     /// Whether the last Redis call answered: deferred commits are replayed only then.
     redis_up: AtomicBool,
     /// A probe of a down Redis is in flight.
@@ -185,6 +188,7 @@ impl RedisLedger {
                 alerting: Alerting::new(&config.alerts)?,
                 opts,
                 local: Local::default(),
+                signals: SignalCache::new(config.signal_max_age),
                 redis_up: AtomicBool::new(true),
                 probing: AtomicBool::new(false),
                 last_probe_ms: AtomicI64::new(0),

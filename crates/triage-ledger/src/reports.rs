@@ -152,21 +152,38 @@ impl RedisLedger {
     }
 
     /// [`crate::Ledger::limits`] at an explicit time: one row per configured limit touching
-    /// the scopes (global always included).
+    /// the scopes (global always included). Usage read within `ledger.signal_max_age` is
+    /// served from memory (see `signals.rs`) while Redis answers; the rest is read in one
+    /// round trip.
     pub async fn limits_at(&self, scopes: &[pb::Scope], now_unix_ms: i64) -> Result<pb::LimitsResponse> {
         if self.inner.limits.is_empty() {
             return Ok(pb::LimitsResponse::default());
         }
         let scopes = normalize_scopes(scopes)?;
         let plan: Vec<_> = self.plan(&scopes, now_unix_ms)?.into_iter().filter(|c| c.limit.is_some()).collect();
-        let keys: Vec<String> = plan.iter().map(|c| c.key.clone()).collect();
-        let values = self.read_counters(&keys).await?;
+        let signals = &self.inner.signals;
+        let cached = self.inner.redis_up();
+        let mut used: Vec<Option<i64>> = plan.iter().map(|c| if cached { signals.get(&c.key) } else { None }).collect();
+        let missing: Vec<String> =
+            plan.iter().zip(&used).filter(|(_, u)| u.is_none()).map(|(c, _)| c.key.clone()).collect();
+        if !missing.is_empty() {
+            let values = self.read_counters(&missing).await?;
+            let read: Vec<i64> = values
+                .into_iter()
+                .map(|(spent, reserved, _)| spent.unwrap_or(0).saturating_add(reserved.unwrap_or(0)))
+                .collect();
+            signals.put(missing.iter().map(String::as_str).zip(read.iter().copied()));
+            let mut read = read.into_iter();
+            for u in used.iter_mut().filter(|u| u.is_none()) {
+                *u = read.next();
+            }
+        }
         let limits = plan
             .into_iter()
-            .zip(values)
-            .map(|(c, (spent, reserved, _))| {
+            .zip(used)
+            .map(|(c, used)| {
                 let limit = c.limit.unwrap_or(0);
-                let used = spent.unwrap_or(0).saturating_add(reserved.unwrap_or(0));
+                let used = used.unwrap_or(0);
                 pb::LimitState {
                     scope: Some(c.scope),
                     window: c.span.window.as_str().to_string(),

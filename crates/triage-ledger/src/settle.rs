@@ -1,7 +1,7 @@
 //! Commit and release: each one atomic Lua script. The counters to touch come from this
 //! instance's copy of its own reservations, or else from the reservation record in Redis.
 
-use crate::keys::decode_key_list;
+use crate::keys::{decode_key_list, encode_key_list};
 use crate::local::{CounterIndex, CounterRef, PendingCommit};
 use crate::ops::{CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS, check_amount, check_request_id};
 use crate::redis_ledger::StoreFail;
@@ -16,6 +16,11 @@ use triage_proto::pb;
 static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit.lua")));
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("lua/free.lua"), include_str!("lua/release.lua"))));
+
+/// The counter keys as the record stores them (the scripts compare, never build, them).
+fn encode_counters(counters: &[CounterRef]) -> String {
+    encode_key_list(&counters.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
+}
 
 /// Result of the commit script, decoded.
 pub(crate) enum Committed {
@@ -42,7 +47,13 @@ impl RedisLedger {
         let (keys,): (Option<String>,) = self.inner.query(&pipe).await?;
         let Some(keys) = keys else { return Ok(None) };
         let keys = decode_key_list(&keys).map_err(|e| StoreFail::Broken(e.to_string()))?;
-        Ok(Some(keys.into_iter().map(|key| CounterRef { key, expire_at_unix_ms: 0, index: None }).collect()))
+        // The TTL follows from the key's window, so a charge or a free that recreates a
+        // counter Redis lost can still give it one.
+        Ok(Some(
+            keys.into_iter()
+                .map(|key| CounterRef { expire_at_unix_ms: self.counter_expire_at(&key), key, index: None })
+                .collect(),
+        ))
     }
 
     async fn run_commit(
@@ -103,6 +114,7 @@ impl RedisLedger {
         for id in &conversations {
             inv.key(k.margin(id));
         }
+        inv.arg(encode_counters(counters));
         match req.revenue_micros {
             Some(r) => inv.arg(r),
             None => inv.arg(""),
@@ -138,6 +150,7 @@ impl RedisLedger {
             };
         }
         let spent = |after: &[i64]| used.iter().cloned().zip(after.iter().copied()).collect::<Vec<_>>();
+        self.refresh_signals(&reply, &used);
         match reply.as_slice() {
             [1, charged, late, after @ ..] => {
                 Ok(Committed::Charged { charged: *charged, late: *late == 1, direct: false, spent: spent(after) })
@@ -149,6 +162,22 @@ impl RedisLedger {
             [3, ..] => Ok(Committed::Released),
             [4, ..] => Ok(Committed::Missing),
             other => Err(StoreFail::Broken(format!("unexpected commit script reply {other:?}"))),
+        }
+    }
+
+    /// Budget signals after a commit reply: a charge that freed a reservation returns every
+    /// counter's spent and reserved (refreshing the readings); any other charge drops them.
+    fn refresh_signals(&self, reply: &[i64], keys: &[String]) {
+        let signals = &self.inner.signals;
+        match reply {
+            [1 | 6, _, _, values @ ..] if values.len() == 2 * keys.len() => {
+                let (spent, reserved) = values.split_at(keys.len());
+                signals.refresh(
+                    keys.iter().zip(spent.iter().zip(reserved)).map(|(k, (s, r))| (k.as_str(), s.saturating_add(*r))),
+                );
+            }
+            [1 | 6, ..] => signals.forget(keys.iter().map(String::as_str)),
+            _ => {}
         }
     }
 
@@ -189,6 +218,11 @@ impl RedisLedger {
                 // The call happened: keep its cost and replay it when Redis answers. Replays
                 // go through the idempotent script, so a commit that did land is not doubled.
                 local.take_inflight(&req.request_id);
+                // Spend this instance cannot see in Redis yet: no reading stands for it.
+                match &known {
+                    Some(c) => self.inner.signals.forget(c.iter().map(|c| c.key.as_str())),
+                    None => self.inner.signals.clear(),
+                }
                 let actual = req.actual_micros;
                 tracing::warn!(
                     request_id = %req.request_id, actual = %Micros(actual), error = %m,
@@ -273,6 +307,13 @@ impl RedisLedger {
             inv.key(&c.key);
         }
         inv.arg(id).arg(now).arg(RECORD_RETENTION_MS).arg(counters.len());
-        self.inner.eval(&inv).await
+        for c in counters {
+            inv.arg(if c.expire_at_unix_ms == 0 { 0 } else { self.ttl_until(c.expire_at_unix_ms) });
+        }
+        inv.arg(encode_counters(counters));
+        let out = self.inner.eval(&inv).await;
+        // A freed reservation changes these counters' usage: their readings are stale.
+        self.inner.signals.forget(counters.iter().map(|c| c.key.as_str()));
+        out
     }
 }

@@ -3,7 +3,7 @@
 //! replicates them verbatim) and tests can move time by injecting a [`crate::Clock`].
 
 use crate::{Error, Result};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 pub use triage_core::config::Window;
 
 /// One hour, ms.
@@ -55,11 +55,34 @@ impl Span {
 
     /// Every window containing `now_unix_ms`, hour first.
     pub fn all_at(now_unix_ms: i64) -> Result<[Span; 3]> {
-        Ok([
+        // Every reserve and commit asks, and the answer only changes at an hour boundary (UTC
+        // days and months start on one): formatting three dates each time showed in profiles.
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<[Span; 3]>> = const { std::cell::RefCell::new(None) };
+        }
+        let cached = LAST.with_borrow(|last| {
+            last.as_ref().filter(|s| (s[0].start_unix_ms..s[0].end_unix_ms).contains(&now_unix_ms)).cloned()
+        });
+        if let Some(spans) = cached {
+            return Ok(spans);
+        }
+        let spans = [
             Span::at(Window::Hour, now_unix_ms)?,
             Span::at(Window::Day, now_unix_ms)?,
             Span::at(Window::Month, now_unix_ms)?,
-        ])
+        ];
+        LAST.with_borrow_mut(|last| *last = Some(spans.clone()));
+        Ok(spans)
+    }
+
+    /// The instance of `window` named `id` (as in counter keys), if `id` names one.
+    pub fn from_id(window: Window, id: &str) -> Option<Span> {
+        let start = match window {
+            Window::Hour => NaiveDateTime::parse_from_str(&format!("{id}:00"), "%Y-%m-%dT%H:%M").ok()?,
+            Window::Day => NaiveDate::parse_from_str(id, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)?,
+            Window::Month => NaiveDate::parse_from_str(&format!("{id}-01"), "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)?,
+        };
+        Span::at(window, start.and_utc().timestamp_millis()).ok().filter(|s| s.id == id)
     }
 
     /// When the window's counters may be deleted: kept well past the reset so spend reports
@@ -98,4 +121,40 @@ fn month_start_ms(year: i32, month: u32) -> Result<i64> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc().timestamp_millis())
         .ok_or_else(|| Error::InvalidRequest(format!("no month {year}-{month:02}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The per-hour memo never answers for another hour: any sequence of times (in order
+        /// or jumping around, across hour, day, month and year ends) gets what computing
+        /// each window afresh gives.
+        #[test]
+        fn all_at_matches_fresh_spans(times in proptest::collection::vec(0i64..=MAX_UNIX_MS, 1..40), near in 0i64..4_000_000) {
+            for t in times.iter().flat_map(|t| [*t, (t + near).min(MAX_UNIX_MS), t - t.rem_euclid(HOUR_MS)]) {
+                let fresh = [Span::at(Window::Hour, t), Span::at(Window::Day, t), Span::at(Window::Month, t)]
+                    .map(|s| s.map_err(|e| e.to_string()));
+                let memo = Span::all_at(t).map_err(|e| e.to_string());
+                proptest::prop_assert_eq!(memo.map(|m| m.map(Ok)), Ok(fresh));
+            }
+        }
+    }
+
+    #[test]
+    fn spans_round_trip_through_their_ids() {
+        // 2025-03-14T09:30Z, a leap-year February end and the last month of a year.
+        for now in [1_741_944_600_000, 1_709_251_199_999, 1_735_689_599_999, 0] {
+            for w in Window::ALL {
+                let s = Span::at(w, now).map_err(|e| e.to_string());
+                let back = s.clone().ok().and_then(|s| Span::from_id(w, &s.id));
+                assert_eq!(back.map(Ok), Some(s), "{w:?} at {now}");
+            }
+        }
+        assert_eq!(Span::from_id(Window::Hour, "2025-03-14T24"), None);
+        assert_eq!(Span::from_id(Window::Day, "2025-3-14"), None, "not the canonical id");
+        assert_eq!(Span::from_id(Window::Month, "2025-03-14"), None);
+        assert_eq!(Span::from_id(Window::Day, "x"), None);
+    }
 }

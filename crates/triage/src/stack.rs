@@ -129,10 +129,19 @@ impl Stack {
         } else {
             Arc::new(triage_policy::RemotePolicy::new(remote("policy")?))
         };
+        // The gateway and the context store share one multiplexed connection: their commands
+        // go out together in one write (and one Redis read) under load.
+        let shared = tokio::sync::OnceCell::new();
+        let shared_connection = |what: &'static str| {
+            let (shared, url) = (&shared, redis_url.as_deref());
+            async move {
+                let url = url.with_context(|| format!("{what} needs redis"))?;
+                shared.get_or_try_init(|| connection(url)).await.cloned()
+            }
+        };
         let context: Arc<dyn ContextStore> = if targets.contains("context") {
-            let url = redis_url.as_deref().context("context needs redis")?;
             Arc::new(triage_context::RedisContext::new(
-                connection(url).await?,
+                shared_connection("context").await?,
                 &config.context,
                 prefix.clone(),
                 Some(backends.clone()),
@@ -150,8 +159,7 @@ impl Stack {
         };
         let services = Services { classifier, policy, backends, context, ledger };
         let gateway = if targets.contains("gateway") {
-            let url = redis_url.as_deref().context("gateway needs redis")?;
-            Some(Gateway::new(services.clone(), config.clone(), connection(url).await?))
+            Some(Gateway::new(services.clone(), config.clone(), shared_connection("gateway").await?))
         } else {
             None
         };
@@ -226,8 +234,12 @@ impl Stack {
         Ok((builder.routes(), health))
     }
 
-    /// Stops background tasks and the embedded Redis.
+    /// Stores the decision records still queued, then stops background tasks and the
+    /// embedded Redis.
     pub async fn shutdown(self) {
+        if let Some(gw) = &self.gateway {
+            gw.flush_decisions().await;
+        }
         self.stop.cancel();
         if let Some(e) = self.embedded {
             e.stop().await;

@@ -213,6 +213,14 @@ gateway classifier policy backends context ledger
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+{{- /* tokio starts a worker thread per core it sees, in a pod every core of the node; the CPU
+  limit (rounded up to whole cores, the node's when there is none) is what the process gets.
+  More workers than cores cost cross-thread wakeups on every Redis and gRPC round trip. */}}
+- name: TOKIO_WORKER_THREADS
+  valueFrom:
+    resourceFieldRef:
+      resource: limits.cpu
+      divisor: "1"
 {{- if .Values.components.operator.enabled }}
 - name: TRIAGE_ADMIN_TOKEN
   valueFrom:

@@ -109,3 +109,15 @@ fn auth_and_http_keys_are_checked() {
     let y = with_default(|v| v["server"] = serde_yaml::from_str("{http_listen: 'nowhere'}").unwrap());
     assert!(load(&y).unwrap_err().to_string().contains("server.http_listen"));
 }
+
+#[test]
+fn classifier_cache_local_entries_defaults_and_is_bounded() {
+    assert_eq!(Config::embedded_default().unwrap().classifier.cache.local_entries, 10_000);
+    let with = |n: u64| {
+        with_default(|v| v["classifier"]["cache"] = serde_yaml::from_str(&format!("{{local_entries: {n}}}")).unwrap())
+    };
+    assert_eq!(load(&with(0)).unwrap().classifier.cache.local_entries, 0);
+    assert_eq!(load(&with(1_000_000)).unwrap().classifier.cache.local_entries, 1_000_000);
+    let err = load(&with(1_000_001)).unwrap_err().to_string();
+    assert!(err.contains("classifier.cache.local_entries"), "{err}");
+}

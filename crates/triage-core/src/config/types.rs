@@ -567,11 +567,14 @@ pub struct CacheConfig {
     /// Time to live of an entry.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
+    /// Entries also kept in process (LRU), in front of Redis: a hit there makes no Redis
+    /// call. 0 turns that layer off.
+    pub local_entries: usize,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { enabled: true, ttl: Duration::from_secs(24 * 3600) }
+        Self { enabled: true, ttl: Duration::from_secs(24 * 3600), local_entries: 10_000 }
     }
 }
 
@@ -763,6 +766,10 @@ pub struct LedgerConfig {
     pub alert_remaining_fraction: f64,
     /// Alerts when committed spend crosses fractions of a limit.
     pub alerts: BudgetAlertsConfig,
+    /// How long a reading of a limited counter may serve as the budget signal (Limits)
+    /// before Redis is read again; 0 reads Redis every time. Hard limits never use it.
+    #[serde(with = "humantime_serde")]
+    pub signal_max_age: Duration,
 }
 
 impl Default for LedgerConfig {
@@ -773,6 +780,7 @@ impl Default for LedgerConfig {
             reservation_ttl: Duration::from_secs(300),
             alert_remaining_fraction: 0.2,
             alerts: BudgetAlertsConfig::default(),
+            signal_max_age: Duration::from_millis(250),
         }
     }
 }

@@ -53,6 +53,9 @@ pub(super) fn validate(cfg: &Config) -> Result<(), Invalid> {
     if cfg.classifier.history_turns > 64 {
         return Err(("classifier.history_turns".into(), "must be at most 64".into()));
     }
+    if cfg.classifier.cache.local_entries > 1_000_000 {
+        return Err(("classifier.cache.local_entries".into(), "must be at most 1000000".into()));
+    }
     if let Some(s) = &cfg.context.summarizer_model
         && !cfg.models.contains_key(s)
     {
@@ -319,6 +322,9 @@ fn validate_ledger(l: &LedgerConfig, models: &BTreeMap<String, ModelConfig>) -> 
     if l.reservation_ttl.is_zero() {
         return Err(("ledger.reservation_ttl".into(), "must be greater than 0".into()));
     }
+    if l.signal_max_age > std::time::Duration::from_secs(60) {
+        return Err(("ledger.signal_max_age".into(), "must be at most 1m".into()));
+    }
     if !(0.0..=1.0).contains(&l.alert_remaining_fraction) {
         return Err(("ledger.alert_remaining_fraction".into(), "must be within 0..1".into()));
     }
@@ -401,5 +407,19 @@ mod ledger_alerts_tests {
             let err = with_alerts(bad).unwrap_err().to_string();
             assert!(err.contains(field), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn signal_max_age_defaults_to_250ms_and_is_bounded() {
+        assert_eq!(Config::embedded_default().unwrap().ledger.signal_max_age.as_millis(), 250);
+        let with = |age: &str| {
+            let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
+            v["ledger"]["signal_max_age"] = serde_yaml::from_str(age).unwrap();
+            Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
+        };
+        assert_eq!(with("1s").unwrap().ledger.signal_max_age.as_secs(), 1);
+        assert!(with("0s").unwrap().ledger.signal_max_age.is_zero(), "0 disables the cache");
+        assert!(with("2m").unwrap_err().to_string().contains("ledger.signal_max_age"));
+        assert!(with("fast").is_err());
     }
 }

@@ -341,7 +341,7 @@ impl Gateway {
         model: &str,
         cost: Micros,
         unaccounted: bool,
-        rec: &mut pb::DecisionRecord,
+        warnings: &mut Vec<String>,
         steps: &mut Steps,
     ) {
         let c = pb::CommitRequest {
@@ -355,8 +355,8 @@ impl Gateway {
         match steps.run("commit", self.config.server.deadlines.ledger, self.services.ledger.commit(c)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) if unaccounted => tracing::debug!(error = %e, "commit skipped for unaccounted call"),
-            Ok(Err(e)) => rec.warnings.push(format!("commit failed ({e}); reservation stays until reaped")),
-            Err(()) => rec.warnings.push("commit timed out; reservation stays until reaped".into()),
+            Ok(Err(e)) => warnings.push(format!("commit failed ({e}); reservation stays until reaped")),
+            Err(()) => warnings.push("commit timed out; reservation stays until reaped".into()),
         }
     }
 

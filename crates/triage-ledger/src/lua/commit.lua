@@ -7,44 +7,52 @@
 -- TTL ms, [11] n, [12] '1' when the caller reserved these counters itself (it may then
 -- charge them even if the record is gone: Redis lost it, or the reservation never reached
 -- Redis in a fail-open outage), [12+i] TTL of counter i ('0': unknown, keep its TTL).
--- Always last: the m conversation margin hashes are the last m KEYS; ARGV[#ARGV-1] is the
--- revenue ('' none) and ARGV[#ARGV] is m.
--- Returns {code, charged, was_expired, spent_1 .. spent_n}: 1 committed, 2 already
--- committed, 3 released earlier (nothing charged), 4 no record, 5 keys differ from the
--- record, 6 charged without a record; spent_i is counter i's spent after a charge (codes 1
--- and 6 only), for threshold alerts.
+-- Always last: the m conversation margin hashes are the last m KEYS; ARGV[#ARGV-2] is the
+-- counter keys encoded as in the record (built by the caller from the same list as KEYS),
+-- ARGV[#ARGV-1] the revenue ('' none) and ARGV[#ARGV] is m.
+-- Returns {code, charged, was_expired, spent_1 .. spent_n [, reserved_1 .. reserved_n]}:
+-- 1 committed, 2 already committed, 3 released earlier (nothing charged), 4 no record, 5 keys
+-- differ from the record, 6 charged without a record; spent_i is counter i's spent after a
+-- charge (codes 1 and 6 only), for threshold alerts; reserved_i its reserved after the
+-- charge, present only when the charge freed a reservation (it then read them for free).
+--
+-- Counter TTLs are absolute moments (window end + retention) that reserve already set, so a
+-- charge does not set them again: only when this commit is the counter's first (`requests`
+-- becomes 1: new, or recreated after Redis lost it) and it has none, or when charging
+-- without a record.
+-- Model attribution hashes likewise get their TTL when a model's first request in the window
+-- creates its fields. Conversation attribution and margin hashes slide: refreshed each time.
 local n = tonumber(ARGV[11])
 local actual = ARGV[2]
 local m = tonumber(ARGV[#ARGV])
 local revenue = ARGV[#ARGV - 1]
 local after = {}
+local reserved_after = {}
 
-local function encoded_keys()
-  local enc = {}
+local encoded_keys = ARGV[#ARGV - 2]
+
+-- free_amount: the reservation to free (nil or '0': none); always_expire: set every TTL.
+local function charge_counters(free_amount, always_expire)
+  local freeing = free_amount and free_amount ~= '0'
   for i = 1, n do
     local k = KEYS[6 + i]
-    enc[i] = #k .. ':' .. k
-  end
-  return table.concat(enc)
-end
-
-local function charge_counters(free_amount)
-  for i = 1, n do
-    local k = KEYS[6 + i]
-    if free_amount and free_amount ~= '0' then
+    if freeing then
       -- Negate as a string: "-0" is not an integer to Redis, and Lua number formatting
       -- could turn large amounts into exponent notation.
-      redis.call('HINCRBY', k, 'reserved', '-' .. free_amount)
+      reserved_after[i] = redis.call('HINCRBY', k, 'reserved', '-' .. free_amount)
     end
     if actual ~= '0' then
       after[i] = redis.call('HINCRBY', k, 'spent', actual)
     else
       after[i] = tonumber(redis.call('HGET', k, 'spent') or '0')
     end
-    redis.call('HINCRBY', k, 'requests', 1)
-    if ARGV[12 + i] ~= '0' then
+    local first = redis.call('HINCRBY', k, 'requests', 1) == 1
+    if ARGV[12 + i] ~= '0' and (always_expire or (first and redis.call('PTTL', k) == -1)) then
       redis.call('PEXPIRE', k, ARGV[12 + i])
     end
+  end
+  if not freeing then
+    reserved_after = nil
   end
 end
 
@@ -52,8 +60,9 @@ local function attribute(model)
   if model and model ~= '' then
     for w = 0, 2 do
       redis.call('HINCRBY', KEYS[3 + w], 'spent:' .. model, actual)
-      redis.call('HINCRBY', KEYS[3 + w], 'requests:' .. model, 1)
-      redis.call('PEXPIRE', KEYS[3 + w], ARGV[8 + w])
+      if redis.call('HINCRBY', KEYS[3 + w], 'requests:' .. model, 1) == 1 then
+        redis.call('PEXPIRE', KEYS[3 + w], ARGV[8 + w])
+      end
     end
   end
   if ARGV[6] ~= '' then
@@ -82,25 +91,36 @@ local function charged(code, was_expired)
   for i = 1, n do
     out[3 + i] = after[i]
   end
+  if reserved_after then
+    for i = 1, n do
+      out[3 + n + i] = reserved_after[i]
+    end
+  end
   return out
 end
 
-local state = redis.call('HGET', KEYS[1], 'state')
+local rec = redis.call('HMGET', KEYS[1], 'state', 'keys', 'amount', 'model')
+local state = rec[1]
 if not state then
   if ARGV[12] ~= '1' or n == 0 then
     return { 4, 0, 0 }
   end
-  charge_counters(nil)
+  charge_counters(nil, true)
+  local kinds_added = {}
   for i = 1, n do
     local ttl = ARGV[12 + i]
-    redis.call('SADD', KEYS[7 + n], ARGV[12 + n + 2 * i - 1])
+    local kind = ARGV[12 + n + 2 * i - 1]
+    if not kinds_added[kind] then
+      kinds_added[kind] = true
+      redis.call('SADD', KEYS[7 + n], kind)
+    end
     redis.call('SADD', KEYS[7 + n + i], ARGV[12 + n + 2 * i])
     if ttl ~= '0' then
       redis.call('PEXPIRE', KEYS[7 + n + i], ttl)
     end
   end
   redis.call('HSET', KEYS[1], 'state', 'committed', 'amount', '0', 'actual', actual,
-    'model', ARGV[5], 'committed', ARGV[3], 'keys', encoded_keys())
+    'model', ARGV[5], 'committed', ARGV[3], 'keys', encoded_keys)
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('ZREM', KEYS[2], ARGV[1])
   attribute(ARGV[5])
@@ -113,21 +133,21 @@ end
 if state == 'released' then
   return { 3, 0, 0 }
 end
-if redis.call('HGET', KEYS[1], 'keys') ~= encoded_keys() then
+if rec[2] ~= encoded_keys then
   return { 5, 0, 0 }
 end
 local model = ARGV[5]
 if model == '' then
-  model = redis.call('HGET', KEYS[1], 'model')
+  model = rec[4]
 end
 -- An expired reservation was already freed by the reaper; the call happened anyway (the
 -- gateway was slow, not dead), so its actual cost is still charged.
 local was_expired = 0
 if state == 'expired' then
   was_expired = 1
-  charge_counters(nil)
+  charge_counters(nil, false)
 else
-  charge_counters(redis.call('HGET', KEYS[1], 'amount'))
+  charge_counters(rec[3], false)
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'committed', 'actual', actual, 'committed', ARGV[3])

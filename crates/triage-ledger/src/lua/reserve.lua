@@ -5,7 +5,8 @@
 -- ARGV[1] request id, [2] amount (decimal), [3] deadline ms, [4] now ms, [5] model, [6] n,
 -- then for counter i at b = 6 + 4(i-1): [b+1] limit (-1: none), [b+2] counter TTL ms (relative, so
 -- a skew between the ledger's clock and Redis's cannot expire a live counter),
--- [b+3] scope kind, [b+4] scope id.
+-- [b+3] scope kind, [b+4] scope id; last, ARGV[#ARGV], the counter keys encoded for the record
+-- (`<len>:<key>` each, built by the caller from the same list as KEYS: cheaper than in Lua).
 -- Returns {2, state} when the request id exists (1 reserved, 2 committed, 3 released,
 -- 4 expired), {0, i, used} when counter i refuses, {1, used_1 .. used_n} when granted,
 -- where used = spent + reserved (after this reservation when granted; -1 for counters
@@ -33,25 +34,38 @@ for i = 1, n do
   end
 end
 
-local enc = {}
+-- Counter setup (TTL, id index, kinds) happens once per counter, not per reservation: the
+-- TTL is an absolute moment (window end + retention) and index membership is permanent, so
+-- both only need writing when the counter has no TTL yet. Every write that can create a
+-- counter sets its TTL itself (reserve here, commit and free when they create one), so a
+-- counter without a TTL is one this increment just created: `reserved` was absent (the
+-- increment returns exactly the amount) or, for a zero amount, HSETNX created the field.
+-- PTTL confirms it (a counter Redis lost is set up again the same way).
+local kinds_added = {}
 for i = 1, n do
   local b = 6 + 4 * (i - 1)
   local k = KEYS[3 + i]
+  local maybe_new
   if ARGV[2] ~= '0' then
-    redis.call('HINCRBY', k, 'reserved', ARGV[2])
+    maybe_new = redis.call('HINCRBY', k, 'reserved', ARGV[2]) == amount
   else
-    redis.call('HSETNX', k, 'reserved', '0')
+    maybe_new = redis.call('HSETNX', k, 'reserved', '0') == 1
   end
-  redis.call('PEXPIRE', k, ARGV[b + 2])
-  redis.call('SADD', KEYS[3 + n + i], ARGV[b + 4])
-  redis.call('PEXPIRE', KEYS[3 + n + i], ARGV[b + 2])
-  redis.call('SADD', KEYS[3], ARGV[b + 3])
-  enc[i] = #k .. ':' .. k
+  if maybe_new and redis.call('PTTL', k) == -1 then
+    redis.call('PEXPIRE', k, ARGV[b + 2])
+    redis.call('SADD', KEYS[3 + n + i], ARGV[b + 4])
+    redis.call('PEXPIRE', KEYS[3 + n + i], ARGV[b + 2])
+    local kind = ARGV[b + 3]
+    if not kinds_added[kind] then
+      kinds_added[kind] = true
+      redis.call('SADD', KEYS[3], kind)
+    end
+  end
 end
 -- The record keeps the exact counter keys so commit, release and the reaper touch the same
 -- counters even after the window rolls; it has no TTL while reserved (the reaper needs it).
 redis.call('HSET', KEYS[1], 'state', 'reserved', 'amount', ARGV[2], 'model', ARGV[5],
-  'created', ARGV[4], 'deadline', ARGV[3], 'keys', table.concat(enc))
+  'created', ARGV[4], 'deadline', ARGV[3], 'keys', ARGV[#ARGV])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local out = { 1 }
 for i = 1, n do

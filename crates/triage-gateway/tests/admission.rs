@@ -1,0 +1,133 @@
+//! Entering and leaving a Route: the request-id claim and the conversation lock (taken in
+//! one round trip), their release with the stored answer, and the decision records written
+//! behind the answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use redis::AsyncCommands;
+use std::sync::Arc;
+use std::time::Duration;
+use triage_proto::pb;
+use triage_testkit::{FakeOpenAi, RedisServer, Reply};
+
+async fn stack(prefix: &str) -> (RedisServer, FakeOpenAi, Arc<triage_gateway::Gateway>, tempfile::TempDir) {
+    let redis = RedisServer::start().unwrap();
+    let fake = FakeOpenAi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "k").unwrap();
+    let mut config = common::config_on(&fake, &redis, &key);
+    config.redis.key_prefix = prefix.into();
+    let config = Arc::new(config);
+    let gw = common::local_gateway(&config, &redis, prefix).await;
+    (redis, fake, gw, dir)
+}
+
+fn turn(conversation: &str, request_id: &str, text: &str) -> pb::RouteRequest {
+    pb::RouteRequest {
+        conversation_id: conversation.into(),
+        request_id: request_id.into(),
+        create_if_missing: true,
+        turn: text.into(),
+        max_tokens: 16,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_generate_once_and_replay_the_answer() {
+    let (redis, fake, gw, _dir) = stack("dup").await;
+    // Slow enough that every duplicate arrives while the first is still answering.
+    fake.set_reply(Reply { text: "One answer.".into(), ..Reply::default() });
+    fake.set_chunk_delay(Duration::from_millis(50));
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let gw = gw.clone();
+            tokio::spawn(async move { gw.route("acme", turn("conv-dup", "req-dup", "Where is my order?")).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for c in calls {
+        answers.push(c.await.unwrap().unwrap());
+    }
+    assert_eq!(answers.iter().filter(|a| !a.replayed).count(), 1, "{answers:?}");
+    assert!(answers.iter().all(|a| a.reply == answers[0].reply && a.request_id == "req-dup"));
+    assert_eq!(fake.requests(), 1, "one generation for one request id");
+
+    // Nothing is left held: the lock is gone and the id holds the stored answer.
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let lock: Option<String> = conn.get("dup:lock:acme:conv-dup").await.unwrap();
+    assert_eq!(lock, None);
+    let stored: Option<Vec<u8>> = conn.get("dup:req:acme:req-dup").await.unwrap();
+    assert!(stored.is_some_and(|b| !b.starts_with(b"\x00pending")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_turns_of_one_conversation_are_answered_one_after_the_other() {
+    let (redis, _fake, gw, _dir) = stack("seq").await;
+    let calls: Vec<_> = (0..5)
+        .map(|i| {
+            let gw = gw.clone();
+            tokio::spawn(async move { gw.route("acme", turn("conv-seq", &format!("req-seq-{i}"), "Hello")).await })
+        })
+        .collect();
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    let conv = gw
+        .services()
+        .context
+        .get(pb::GetConversationRequest {
+            tenant: "acme".into(),
+            conversation_id: "conv-seq".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(conv.turn_count, 10, "five user turns and five replies, none lost to a race");
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let lock: Option<String> = conn.get("seq:lock:acme:conv-seq").await.unwrap();
+    assert_eq!(lock, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_route_frees_its_request_id_and_lock() {
+    let (redis, _fake, gw, _dir) = stack("fail").await;
+    let missing = pb::RouteRequest { create_if_missing: false, ..turn("conv-none", "req-fail", "Hello") };
+    let e = gw.route("acme", missing.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let id: Option<Vec<u8>> = conn.get("fail:req:acme:req-fail").await.unwrap();
+    let lock: Option<String> = conn.get("fail:lock:acme:conv-none").await.unwrap();
+    assert_eq!((id, lock), (None, None));
+    // The freed id can be retried, and this time answered.
+    let ok = gw.route("acme", pb::RouteRequest { create_if_missing: true, ..missing }).await.unwrap();
+    assert!(!ok.replayed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_decision_record_is_stored_behind_the_answers() {
+    let (redis, _fake, gw, _dir) = stack("log").await;
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let gw = gw.clone();
+            tokio::spawn(async move { gw.route("acme", turn(&format!("conv-log-{i}"), "", "Hello")).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for c in calls {
+        ids.push(c.await.unwrap().unwrap().request_id);
+    }
+    // A read waits for the records queued before it: the newest answer is explainable at once.
+    let last = ids.last().unwrap();
+    assert_eq!(&gw.decision_log().get("acme", last).await.unwrap().request_id, last);
+    gw.flush_decisions().await;
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let len: usize = conn.xlen(gw.decision_log().stream_key()).await.unwrap();
+    assert_eq!(len, ids.len(), "one stream entry per Route");
+    for id in &ids {
+        let rec = gw.decision_log().get("acme", id).await.unwrap();
+        assert_eq!(rec.status, "ok");
+    }
+}
