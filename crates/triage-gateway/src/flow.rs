@@ -191,12 +191,15 @@ impl Gateway {
         rec: &mut pb::DecisionRecord,
         steps: &mut Steps,
     ) -> Result<pb::RouteResponse> {
-        let conv = self.load_conversation(tenant, req, steps).await?;
+        let (conv, (budget, budget_warning)) =
+            tokio::join!(self.load_conversation(tenant, req, steps), self.budget_signals(tenant, req));
+        let conv = conv?;
+        rec.warnings.extend(budget_warning);
         rec.conversation_turns = conv.turn_count;
         rec.conversation_tier = conv.tier;
 
         let classification = self.classify(req, &conv, rec, steps).await;
-        let mut decide = self.decide_request(tenant, req, &conv, classification.clone(), rec).await;
+        let mut decide = self.decide_request(tenant, req, &conv, classification.clone(), budget, rec).await;
         let mut decision = self.decide(decide.clone(), steps).await?;
 
         let prompt = self.prepare_prompt(tenant, req, &conv, &decision, rec, steps).await?;

@@ -92,31 +92,36 @@ impl Gateway {
         }
     }
 
+    /// Remaining budget of every limit the request's scopes touch, for the policy; a
+    /// failure leaves the policy without budget signals and says why. Depends on nothing
+    /// else the flow reads, so it runs alongside the conversation read.
+    pub(super) async fn budget_signals(
+        &self,
+        tenant: &str,
+        req: &pb::RouteRequest,
+    ) -> (std::collections::HashMap<String, f64>, Option<String>) {
+        let scopes = self.scopes(tenant, req, "");
+        match tokio::time::timeout(
+            self.config.server.deadlines.ledger,
+            self.services.ledger.limits(pb::LimitsRequest { scopes }),
+        )
+        .await
+        {
+            Ok(Ok(l)) => (budget_map(&l), None),
+            Ok(Err(e)) => (Default::default(), Some(format!("budget signal unavailable: {e}"))),
+            Err(_) => (Default::default(), Some("budget signal timed out".into())),
+        }
+    }
+
     pub(super) async fn decide_request(
         &self,
         tenant: &str,
         req: &pb::RouteRequest,
         conv: &pb::Conversation,
         classification: Option<pb::Classification>,
+        budget: std::collections::HashMap<String, f64>,
         rec: &mut pb::DecisionRecord,
     ) -> pb::DecideRequest {
-        let scopes = self.scopes(tenant, req, "");
-        let budget = match tokio::time::timeout(
-            self.config.server.deadlines.ledger,
-            self.services.ledger.limits(pb::LimitsRequest { scopes }),
-        )
-        .await
-        {
-            Ok(Ok(l)) => budget_map(&l),
-            Ok(Err(e)) => {
-                rec.warnings.push(format!("budget signal unavailable: {e}"));
-                Default::default()
-            }
-            Err(_) => {
-                rec.warnings.push("budget signal timed out".into());
-                Default::default()
-            }
-        };
         let models = self.signals.get().await;
         crate::metrics::signals(&models, &budget);
         let load = self.load.load();
