@@ -139,13 +139,18 @@ fn resolve(inner: &Inner, name: &str, tried: &mut Vec<String>, out: &mut Outcome
 /// The live version of the requested model: the previous version while a rolling swap drains
 /// it and the request is pinned to it (a running conversation finishes where it started),
 /// else the current one, with a warning when the pin named a version no longer served.
+///
+/// The previous version stays callable for one generate deadline past the drain deadline:
+/// after the deadline the policy moves every pin (with a handoff), so only a turn decided
+/// just before it still names the previous version, and that turn is answered by the version
+/// it was decided (and its prompt built) for, not switched under it without a handoff.
 fn pick_version(inner: &Inner, m: Arc<Model>, version: &str, out: &mut Outcome) -> Arc<Model> {
     if version.is_empty() || version == m.spec.version {
         return m;
     }
     if let Some(d) = inner.previous.get(&m.spec.name)
         && d.model.spec.version == version
-        && SystemTime::now() < d.until
+        && SystemTime::now() < d.until + inner.deadline
         && d.model.provider.is_some()
     {
         return d.model.clone();

@@ -52,10 +52,26 @@ async fn the_draining_version_answers_its_conversations_until_the_deadline() {
     // The unchanged model kept its counters (and breaker, budget, adapter).
     assert_eq!(be.stats()["other"].calls, other_calls);
 
-    // Past the deadline, a pin on the old version gets the new one, with a warning.
+    // Just past the deadline (within one generate deadline), a turn decided before it is still
+    // answered by the version it was decided for: no switch without a handoff.
     be.apply_models(&config(
         &[
             swapped(&fake.base_url(), SystemTime::now() - Duration::from_secs(1)),
+            openai("other", &other.base_url(), "o", None),
+        ],
+        &k,
+    ))
+    .await;
+    let late = be.generate(pinned("chat", "chat-v1")).await.unwrap();
+    assert_eq!(late.model_version, "chat-v1");
+    assert!(late.warnings.is_empty(), "{:?}", late.warnings);
+
+    // Past the deadline by more than that, a pin on the old version gets the new one, with a
+    // warning.
+    let generate_deadline = config(&[], &k).server.deadlines.generate;
+    be.apply_models(&config(
+        &[
+            swapped(&fake.base_url(), SystemTime::now() - generate_deadline - Duration::from_secs(1)),
             openai("other", &other.base_url(), "o", None),
         ],
         &k,

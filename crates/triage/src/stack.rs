@@ -151,7 +151,15 @@ impl Stack {
         };
         let ledger: Arc<dyn Ledger> = if targets.contains("ledger") {
             let url = redis_url.as_deref().context("ledger needs redis")?;
-            let l = triage_ledger::RedisLedger::new(url.to_string(), &config.ledger, &prefix)?;
+            // In one process the gateway already needs Redis to start, so the ledger shares
+            // its connection; on its own it connects lazily and can start (and fail open)
+            // while Redis is still down.
+            let target: triage_ledger::RedisTarget = if targets.contains("gateway") {
+                shared_connection("ledger").await?.into()
+            } else {
+                url.to_string().into()
+            };
+            let l = triage_ledger::RedisLedger::new(target, &config.ledger, &prefix)?;
             l.spawn_reaper(std::time::Duration::from_secs(5));
             Arc::new(l)
         } else {
