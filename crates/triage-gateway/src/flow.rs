@@ -109,7 +109,8 @@ impl Gateway {
         if req.request_id.is_empty() {
             req.request_id = uuid::Uuid::now_v7().to_string();
         }
-        if req.conversation_id.is_empty() {
+        let fresh = req.conversation_id.is_empty();
+        if fresh {
             req.conversation_id = uuid::Uuid::new_v4().to_string();
             req.create_if_missing = true;
         }
@@ -150,7 +151,7 @@ impl Gateway {
                 ..Default::default()
             };
             let mut steps = Steps(Vec::new());
-            let res = self.run(tenant, &req, sink, &mut rec, &mut steps).await;
+            let res = self.run(tenant, &req, fresh, sink, &mut rec, &mut steps).await;
             rec.steps = steps.0;
             rec.latency_us = started.elapsed().as_micros() as u64;
             match res {
@@ -183,22 +184,38 @@ impl Gateway {
         .await
     }
 
+    /// `fresh`: the conversation id was chosen by this gateway for this turn.
     async fn run(
         &self,
         tenant: &str,
         req: &pb::RouteRequest,
+        fresh: bool,
         sink: Option<mpsc::Sender<String>>,
         rec: &mut pb::DecisionRecord,
         steps: &mut Steps,
     ) -> Result<pb::RouteResponse> {
-        let (conv, (budget, budget_warning)) =
-            tokio::join!(self.load_conversation(tenant, req, steps), self.budget_signals(tenant, req));
+        // A conversation this gateway just named has no history: its turn is classified
+        // alongside the conversation read instead of after it.
+        let mut early_steps = Steps(Vec::new());
+        let early = async {
+            match fresh {
+                true => Some(self.classify_with(req, Vec::new(), &mut early_steps).await),
+                false => None,
+            }
+        };
+        let (conv, (budget, budget_warning), early) =
+            tokio::join!(self.load_conversation(tenant, req, steps), self.budget_signals(tenant, req), early);
+        steps.0.append(&mut early_steps.0);
         let conv = conv?;
         rec.warnings.extend(budget_warning);
         rec.conversation_turns = conv.turn_count;
         rec.conversation_tier = conv.tier;
 
-        let classification = self.classify(req, &conv, rec, steps).await;
+        let classified = match early {
+            Some(c) => c,
+            None => self.classify(req, &conv, steps).await,
+        };
+        let classification = classified.record(rec);
         let mut decide = self.decide_request(tenant, req, &conv, classification.clone(), budget, rec).await;
         let mut decision = self.decide(decide.clone(), steps).await?;
 

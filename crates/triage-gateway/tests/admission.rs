@@ -131,3 +131,20 @@ async fn every_decision_record_is_stored_behind_the_answers() {
         assert_eq!(rec.status, "ok");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_conversation_is_classified_alongside_its_creation() {
+    let (_redis, _fake, gw, _dir) = stack("fresh").await;
+    // No conversation id: the gateway names one, so there is no history to wait for.
+    let fresh = pb::RouteRequest { create_if_missing: false, ..turn("", "", "Where is my order?") };
+    let first = gw.route("acme", fresh).await.unwrap();
+    let rec = gw.decision_log().get("acme", &first.request_id).await.unwrap();
+    let names: Vec<&str> = rec.steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(&names[..2], ["context_get", "classify"], "{names:?}");
+    assert!(rec.classification.is_some() && !rec.classifier_outcome.is_empty(), "{rec:?}");
+    // The next turn of it reads the conversation first and is classified with its history.
+    let next = gw.route("acme", turn(&first.conversation_id, "", "and now?")).await.unwrap();
+    let rec = gw.decision_log().get("acme", &next.request_id).await.unwrap();
+    assert_eq!(rec.conversation_turns, 2);
+    assert!(rec.classification.is_some(), "{rec:?}");
+}

@@ -14,6 +14,22 @@ pub(crate) struct Prompt {
     pub(crate) tokens: u64,
 }
 
+/// What the classifier said, and how it went (`ok`, `cache_hit`, `classifier_unavailable`,
+/// `classifier_timeout`).
+pub(crate) struct Classified {
+    pub(crate) classification: Option<pb::Classification>,
+    pub(crate) outcome: &'static str,
+}
+
+impl Classified {
+    /// Into the decision record; the labels for the policy.
+    pub(crate) fn record(self, rec: &mut pb::DecisionRecord) -> Option<pb::Classification> {
+        rec.classifier_outcome = self.outcome.into();
+        rec.classification = self.classification.clone();
+        self.classification
+    }
+}
+
 /// What the ledger said to a reservation.
 pub(crate) struct Reservation {
     pub(crate) refusal: Option<String>,
@@ -55,41 +71,42 @@ impl Gateway {
         }
     }
 
-    /// Labels the turn with its recent history; on timeout or failure the policy gets no
-    /// labels and its classifier-fallback rule decides.
+    /// Labels the turn with the conversation's recent turns; on timeout or failure the policy
+    /// gets no labels and its classifier-fallback rule decides.
     pub(super) async fn classify(
         &self,
         req: &pb::RouteRequest,
         conv: &pb::Conversation,
-        rec: &mut pb::DecisionRecord,
         steps: &mut Steps,
-    ) -> Option<pb::Classification> {
+    ) -> Classified {
         let n = self.config.classifier.history_turns as usize;
-        let history = conv.turns[conv.turns.len().saturating_sub(n)..].to_vec();
+        self.classify_with(req, conv.turns[conv.turns.len().saturating_sub(n)..].to_vec(), steps).await
+    }
+
+    /// [`Gateway::classify`] with the history given.
+    pub(super) async fn classify_with(
+        &self,
+        req: &pb::RouteRequest,
+        history: Vec<pb::Message>,
+        steps: &mut Steps,
+    ) -> Classified {
         let creq = pb::ClassifyRequest { query: req.turn.clone(), history };
-        match steps
+        let (classification, outcome) = match steps
             .run("classify", self.config.server.deadlines.classify, self.services.classifier.classify(creq))
             .await
         {
-            Ok(Ok(r)) => {
-                rec.classifier_outcome = if r.cache_hit { "cache_hit" } else { "ok" }.into();
-                steps.set_outcome(&rec.classifier_outcome);
-                rec.classification = r.classification.clone();
-                r.classification
-            }
+            Ok(Ok(r)) => (r.classification, if r.cache_hit { "cache_hit" } else { "ok" }),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "classifier unavailable; policy default applies");
-                rec.classifier_outcome = "classifier_unavailable".into();
-                steps.set_outcome("classifier_unavailable");
-                None
+                (None, "classifier_unavailable")
             }
             Err(()) => {
                 tracing::warn!("classifier timed out; policy default applies");
-                rec.classifier_outcome = "classifier_timeout".into();
-                steps.set_outcome("classifier_timeout");
-                None
+                (None, "classifier_timeout")
             }
-        }
+        };
+        steps.set_outcome(outcome);
+        Classified { classification, outcome }
     }
 
     /// Remaining budget of every limit the request's scopes touch, for the policy; a
