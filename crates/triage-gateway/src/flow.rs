@@ -63,7 +63,13 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 impl Gateway {
     /// Answers one turn.
     pub async fn route(&self, tenant: &str, req: pb::RouteRequest) -> Result<pb::RouteResponse> {
-        self.execute(tenant, req, None).await
+        self.execute(tenant, req, false, None).await
+    }
+
+    /// [`Gateway::route`] of a turn whose conversation id the caller (the HTTP endpoint) just
+    /// made up: no history exists, so classification need not wait for the conversation.
+    pub(crate) async fn route_named_here(&self, tenant: &str, req: pb::RouteRequest) -> Result<pb::RouteResponse> {
+        self.execute(tenant, req, true, None).await
     }
 
     /// Answers one turn as a stream: deltas, then one `done` chunk with the metadata. The
@@ -72,6 +78,17 @@ impl Gateway {
         self: &Arc<Self>,
         tenant: String,
         req: pb::RouteRequest,
+    ) -> mpsc::Receiver<Result<pb::RouteChunk>> {
+        self.route_stream_in(tenant, req, false)
+    }
+
+    /// [`Gateway::route_stream`]; `named_here`: the caller made the conversation id up for
+    /// this turn, as for [`Gateway::route_named_here`].
+    pub(crate) fn route_stream_in(
+        self: &Arc<Self>,
+        tenant: String,
+        req: pb::RouteRequest,
+        named_here: bool,
     ) -> mpsc::Receiver<Result<pb::RouteChunk>> {
         let (tx, rx) = mpsc::channel(64);
         let gw = self.clone();
@@ -88,7 +105,7 @@ impl Gateway {
                         }
                     }
                 });
-                let res = gw.execute(&tenant, req, Some(delta_tx)).await;
+                let res = gw.execute(&tenant, req, named_here, Some(delta_tx)).await;
                 let _ = forward.await;
                 let last = res.map(|resp| pb::RouteChunk { chunk: Some(pb::route_chunk::Chunk::Done(resp)) });
                 let _ = tx.send(last).await;
@@ -98,10 +115,12 @@ impl Gateway {
         rx
     }
 
+    /// `named_here`: the caller made the conversation id up for this turn (a new conversation).
     async fn execute(
         &self,
         tenant: &str,
         mut req: pb::RouteRequest,
+        named_here: bool,
         sink: Option<mpsc::Sender<String>>,
     ) -> Result<pb::RouteResponse> {
         let started = Instant::now();
@@ -109,8 +128,8 @@ impl Gateway {
         if req.request_id.is_empty() {
             req.request_id = uuid::Uuid::now_v7().to_string();
         }
-        let fresh = req.conversation_id.is_empty();
-        if fresh {
+        let fresh = named_here || req.conversation_id.is_empty();
+        if req.conversation_id.is_empty() {
             req.conversation_id = uuid::Uuid::new_v4().to_string();
             req.create_if_missing = true;
         }

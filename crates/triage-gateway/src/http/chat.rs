@@ -109,7 +109,11 @@ async fn run(s: AppState, tenant: String, headers: HeaderMap, body: Body) -> Res
     if chat.stream {
         return stream(s, tenant, req, chat, estimate, max_tokens).await;
     }
-    let result = s.gw.route(&tenant, req).await;
+    // `create_if_missing` is set exactly when the id was made up above.
+    let result = match req.create_if_missing {
+        true => s.gw.route_named_here(&tenant, req).await,
+        false => s.gw.route(&tenant, req).await,
+    };
     let actual = result.as_ref().map(|r| Usage::from_pb(r.usage.as_ref()).total_tokens).unwrap_or(0);
     s.auth.limiter().settle(&tenant, estimate, u64::from(actual));
     let resp = result?;
@@ -189,7 +193,8 @@ async fn stream(
     max_tokens: u32,
 ) -> Result<Response, ApiError> {
     let (request_id, conversation_id) = (req.request_id.clone(), req.conversation_id.clone());
-    let mut rx = s.gw.route_stream(tenant.clone(), req);
+    let named_here = req.create_if_missing; // set exactly when the id was made up
+    let mut rx = s.gw.route_stream_in(tenant.clone(), req, named_here);
     let first = match rx.recv().await {
         Some(Err(e)) => {
             s.auth.limiter().settle(&tenant, estimate, 0);
