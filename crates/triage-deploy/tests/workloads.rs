@@ -411,6 +411,16 @@ fn tls_and_api_keys_come_from_mounted_secrets() {
 }
 
 #[test]
+fn the_chart_drift_suite_is_the_built_in_one() {
+    let chart = std::fs::read_to_string(chart_dir().join("files/drift-suite.yaml")).unwrap();
+    let repo = std::fs::read_to_string(repo_root().join("config/drift-suite.yaml")).unwrap();
+    assert!(chart == repo, "helm/triage/files/drift-suite.yaml differs from config/drift-suite.yaml: copy it over");
+    let r = render(None);
+    let cm: ConfigMap = r.get("triage-drift-suite").unwrap();
+    assert_eq!(cm.data.unwrap().get("drift-suite.yaml").map(|s| s.trim_end()), Some(repo.trim_end()));
+}
+
+#[test]
 fn the_chart_policy_is_the_built_in_one() {
     let chart = std::fs::read_to_string(chart_dir().join("files/policy.yaml")).unwrap();
     let repo = std::fs::read_to_string(repo_root().join("config/policy.yaml")).unwrap();
