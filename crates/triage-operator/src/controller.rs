@@ -268,6 +268,20 @@ async fn endpoints(ctx: &Context) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The config's own policy, read now (a mounted ConfigMap changes under the process): its
+/// `policy.file`, or the built-in policy. Unreadable: logged, and nothing is reverted.
+fn base_policy_text(config: &Config) -> Option<String> {
+    let Some(file) = &config.policy.file else { return Some(triage_policy::DEFAULT_POLICY_YAML.to_string()) };
+    let path = config.resolve_path(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "base policy unreadable; processes keep their policy");
+            None
+        }
+    }
+}
+
 /// One pass: list, plan, push to every endpoint, write the statuses that changed. Returns
 /// when to look again without an event (a drain ending, a failed push).
 pub async fn reconcile(ctx: &Context, state: &mut State) -> Result<Option<Duration>> {
@@ -333,7 +347,11 @@ pub async fn reconcile(ctx: &Context, state: &mut State) -> Result<Option<Durati
             status: p.status.clone(),
         })
         .collect();
-    let mut pplan = plan::plan_policy(&served_cfg, &pinputs);
+    let base_policy = match pinputs.is_empty() {
+        true => base_policy_text(&ctx.base),
+        false => None,
+    };
+    let mut pplan = plan::plan_policy(&served_cfg, base_policy.as_deref(), &pinputs);
     if let Some((pyaml, prev)) = pplan.push.clone().or_else(|| state.last_policy.clone()) {
         let mut refused = None;
         for ep in &eps {

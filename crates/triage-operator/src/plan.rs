@@ -365,15 +365,24 @@ pub struct PolicyPlan {
     pub verdicts: BTreeMap<String, (bool, String, String)>,
 }
 
+/// The revision of the config's own policy (its `policy.file`, or the built-in one): what a
+/// process reports before any policy was pushed to it, so processes still on it are left
+/// alone and only those running a RoutingPolicy's get the base back.
+pub const BASE_POLICY_REVISION: &str = "";
+
 /// Picks the served policy (the oldest resource; later ones are `Superseded`) and validates
 /// it against `config` (the config with the pushed models). An invalid policy is not pushed:
-/// the processes keep the last good one.
-pub fn plan_policy(config: &Config, policies: &[PolicyInput]) -> PolicyPlan {
+/// the processes keep the last good one. With no RoutingPolicy at all (the last one was
+/// deleted) the config's own policy, `base_policy`, serves again.
+pub fn plan_policy(config: &Config, base_policy: Option<&str>, policies: &[PolicyInput]) -> PolicyPlan {
     let mut sorted: Vec<&PolicyInput> = policies.iter().collect();
     sorted.sort_by(|a, b| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
     let mut verdicts = BTreeMap::new();
+    let Some((first, rest)) = sorted.split_first() else {
+        let push = base_policy.map(|text| (text.to_string(), BASE_POLICY_REVISION.to_string()));
+        return PolicyPlan { push, verdicts };
+    };
     let mut push = None;
-    let Some((first, rest)) = sorted.split_first() else { return PolicyPlan { push, verdicts } };
     for p in rest {
         let msg = format!("only one RoutingPolicy serves per namespace; `{}` is the oldest and serves", first.name);
         verdicts.insert(p.name.clone(), (false, "Superseded".to_string(), msg));

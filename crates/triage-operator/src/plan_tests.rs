@@ -237,6 +237,7 @@ fn the_oldest_policy_serves_and_is_validated_against_the_models() {
     ];
     let p = plan_policy(
         &base(),
+        Some("ignored while a RoutingPolicy exists"),
         &[policy("b", "2026-01-02T00:00:00Z", ok.clone()), policy("a", "2026-01-01T00:00:00Z", ok)],
     );
     assert_eq!(p.push.as_ref().unwrap().1, "a@4");
@@ -245,12 +246,21 @@ fn the_oldest_policy_serves_and_is_validated_against_the_models() {
 
     let bad =
         vec![rule("x", "true", Some("no-such-model"), None), rule("default", "true", None, Some(TierSpec::Middle))];
-    let p = plan_policy(&base(), &[policy("a", "2026-01-01T00:00:00Z", bad)]);
-    assert!(p.push.is_none());
+    let p = plan_policy(&base(), Some("base"), &[policy("a", "2026-01-01T00:00:00Z", bad)]);
+    assert!(p.push.is_none(), "an invalid RoutingPolicy leaves the last good one, not the base");
     assert_eq!(p.verdicts["a"].1, "Invalid");
     assert!(p.verdicts["a"].2.contains("no-such-model"), "{}", p.verdicts["a"].2);
     let st = policy_status(None, 4, &p.verdicts["a"], t0());
     assert_eq!(st.conditions[0].status, "False");
+}
+
+#[test]
+fn with_no_routing_policy_the_base_policy_serves_again() {
+    let p = plan_policy(&base(), Some("version: 1\nrules: []\n"), &[]);
+    assert_eq!(p.push, Some(("version: 1\nrules: []\n".to_string(), BASE_POLICY_REVISION.to_string())));
+    assert!(p.verdicts.is_empty());
+    // An unreadable base policy reverts nothing.
+    assert_eq!(plan_policy(&base(), None, &[]).push, None);
 }
 
 proptest! {

@@ -438,3 +438,46 @@ async fn the_run_loop_pushes_and_stops_on_shutdown() {
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn deleting_the_routing_policy_brings_the_base_policy_back() {
+    let rec = Arc::new(Recorder::default());
+    let eps = static_discovery(&["http://10.0.0.7:50051"]);
+    let mut state = State::default();
+
+    // Processes that never had a policy pushed are on the base one: nothing to do.
+    let (c, _) = ctx(Api::default(), rec.clone(), eps.clone());
+    reconcile(&c, &mut state).await.unwrap();
+    assert!(rec.policies.lock().unwrap().is_empty());
+
+    // A RoutingPolicy serves...
+    let with = Api { policies: vec![policy("default", 3, "claude-sonnet")], ..Default::default() };
+    let (c, _) = ctx(with, rec.clone(), eps.clone());
+    reconcile(&c, &mut state).await.unwrap();
+    assert_eq!(rec.policies.lock().unwrap().last().unwrap().revision, "default@3");
+
+    // ...until it is deleted: the config's own policy (here the built-in one) serves again.
+    let (c, _) = ctx(Api::default(), rec.clone(), eps.clone());
+    reconcile(&c, &mut state).await.unwrap();
+    let pushed = rec.policies.lock().unwrap().clone();
+    assert_eq!(pushed.len(), 2);
+    assert_eq!(pushed[1].revision, triage_operator::plan::BASE_POLICY_REVISION);
+    assert_eq!(pushed[1].policy_yaml, triage_policy::DEFAULT_POLICY_YAML);
+
+    // Once back on it, nothing more is pushed; a fresh operator (no memory) agrees.
+    let (c, _) = ctx(Api::default(), rec.clone(), eps.clone());
+    reconcile(&c, &mut state).await.unwrap();
+    reconcile(&c, &mut State::default()).await.unwrap();
+    assert_eq!(rec.policies.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_fresh_operator_reverts_a_policy_deleted_while_it_was_down() {
+    // The process still runs a RoutingPolicy's rules that no longer exists.
+    let rec = Arc::new(Recorder::default());
+    rec.policies.lock().unwrap().push(pb::ApplyPolicyRequest { policy_yaml: "old".into(), revision: "gone@7".into() });
+    let (c, _) = ctx(Api::default(), rec.clone(), static_discovery(&["http://10.0.0.7:50051"]));
+    reconcile(&c, &mut State::default()).await.unwrap();
+    let last = rec.policies.lock().unwrap().last().unwrap().clone();
+    assert_eq!((last.revision.as_str(), last.policy_yaml.as_str()), ("", triage_policy::DEFAULT_POLICY_YAML));
+}
