@@ -209,7 +209,9 @@ impl Gateway {
         rec: &mut pb::DecisionRecord,
         steps: &mut Steps,
     ) -> Result<Prompt> {
-        let mut conv = conv.clone();
+        // Only a handoff changes the conversation the prompt is built from (its summary): the
+        // history is copied then, not on every turn.
+        let mut conv = std::borrow::Cow::Borrowed(conv);
         // A version move at a rolling swap's drain deadline is a change of model too: the new
         // version gets the same handoff summary as an escalation.
         let version_moves = conv.pinned_model == decision.model
@@ -228,7 +230,7 @@ impl Gateway {
             match steps.run("handoff", deadline, self.services.context.handoff(hreq)).await {
                 Ok(Ok(summary)) => {
                     rec.handoff_summary_json = serde_json::to_string(&summary).unwrap_or_default();
-                    conv.summary = Some(summary);
+                    conv.to_mut().summary = Some(summary);
                 }
                 Ok(Err(e)) => rec.warnings.push(format!("handoff summary failed: {e}; continuing with history only")),
                 Err(()) => rec.warnings.push("handoff summary timed out; continuing with history only".into()),
