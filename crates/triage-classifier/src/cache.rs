@@ -156,7 +156,7 @@ impl<C: Classifier> CachedClassifier<C> {
     }
 
     fn redis_key(&self, digest: &[u8; 32]) -> String {
-        format!("{}:cls:{}:{}", self.prefix, self.version, hex::encode(digest))
+        key_of(&self.prefix, &self.version, digest)
     }
 
     /// The unexpired in-process labels of `digest`; an expired entry is dropped.
@@ -269,7 +269,11 @@ impl<C: Classifier> CachedClassifier<C> {
 
 /// The cache key of a query in its conversation (see the module docs).
 pub fn cache_key(prefix: &str, version: &str, query: &str, history: &[pb::Message], turns: usize) -> String {
-    format!("{prefix}:cls:{version}:{}", hex::encode(request_digest(query, history, turns)))
+    key_of(prefix, version, &request_digest(query, history, turns))
+}
+
+fn key_of(prefix: &str, version: &str, digest: &[u8; 32]) -> String {
+    format!("{prefix}:cls:{version}:{}", hex::encode(digest))
 }
 
 /// sha256 over the normalised query and the history fingerprint: the version-free part of

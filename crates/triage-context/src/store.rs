@@ -162,8 +162,8 @@ impl RedisContext {
         Ok(ConversationKeys::new(&self.prefix, tenant, id))
     }
 
-    /// Reads a conversation, `None` when it does not exist for this tenant.
-    /// The conversation, created first (in the same round trip) when `create` is set.
+    /// Reads a conversation, `None` when it does not exist for this tenant; with `create`, it
+    /// is created first, in the same round trip.
     async fn read(&self, tenant: &str, id: &str, last_turns: u32, create: bool) -> Result<Option<pb::Conversation>> {
         let k = self.keys(tenant, id)?;
         let start: isize = if last_turns == 0 { 0 } else { -(last_turns.min(i32::MAX as u32) as isize) };

@@ -66,10 +66,15 @@ impl Gateway {
         self.execute(tenant, req, false, None).await
     }
 
-    /// [`Gateway::route`] of a turn whose conversation id the caller (the HTTP endpoint) just
-    /// made up: no history exists, so classification need not wait for the conversation.
-    pub(crate) async fn route_named_here(&self, tenant: &str, req: pb::RouteRequest) -> Result<pb::RouteResponse> {
-        self.execute(tenant, req, true, None).await
+    /// [`Gateway::route`]; `named_here`: the caller (the HTTP endpoint) made the conversation
+    /// id up for this turn, so no history exists and classification need not wait for it.
+    pub(crate) async fn route_in(
+        &self,
+        tenant: &str,
+        req: pb::RouteRequest,
+        named_here: bool,
+    ) -> Result<pb::RouteResponse> {
+        self.execute(tenant, req, named_here, None).await
     }
 
     /// Answers one turn as a stream: deltas, then one `done` chunk with the metadata. The
@@ -82,8 +87,7 @@ impl Gateway {
         self.route_stream_in(tenant, req, false)
     }
 
-    /// [`Gateway::route_stream`]; `named_here`: the caller made the conversation id up for
-    /// this turn, as for [`Gateway::route_named_here`].
+    /// [`Gateway::route_stream`]; `named_here` as for [`Gateway::route_in`].
     pub(crate) fn route_stream_in(
         self: &Arc<Self>,
         tenant: String,

@@ -65,21 +65,20 @@ impl Idempotency {
             .add_command(lock_cmd)
             .query_async(&mut redis)
             .await?;
-        let lock = locked.map(|_| ConversationLock::held(self.redis.clone(), lock_key.clone(), token));
-        if claimed.is_none() {
-            // A repeat (or a concurrent duplicate) of this id: it must not hold the lock
-            // while it waits for the other call's answer.
-            if let Some(lock) = lock {
-                lock.release().await;
+        match (claimed.is_some(), locked.is_some()) {
+            (true, true) => Ok(Entry::Owned(ConversationLock::held(self.redis.clone(), lock_key, token))),
+            (true, false) => self.lock_or_abandon(tenant, request_id, lock_key, lease).await,
+            (false, locked) => {
+                // A repeat (or a concurrent duplicate) of this id: it must not hold the lock
+                // while it waits for the other call's answer.
+                if locked {
+                    ConversationLock::held(self.redis.clone(), lock_key.clone(), token).release().await;
+                }
+                if let Claim::Replay(resp) = self.claim(tenant, request_id, lease, lease).await? {
+                    return Ok(Entry::Replay(resp));
+                }
+                self.lock_or_abandon(tenant, request_id, lock_key, lease).await
             }
-            if let Claim::Replay(resp) = self.claim(tenant, request_id, lease, lease).await? {
-                return Ok(Entry::Replay(resp));
-            }
-            return self.lock_or_abandon(tenant, request_id, lock_key, lease).await;
-        }
-        match lock {
-            Some(lock) => Ok(Entry::Owned(lock)),
-            None => self.lock_or_abandon(tenant, request_id, lock_key, lease).await,
         }
     }
 

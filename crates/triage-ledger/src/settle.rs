@@ -96,8 +96,7 @@ impl RedisLedger {
         }
         inv.arg(counters.len()).arg(if index.is_some() { "1" } else { "0" });
         for c in counters {
-            // 0: unknown (counters named by the record already carry their TTL).
-            inv.arg(if c.expire_at_unix_ms == 0 { 0 } else { self.ttl_until(c.expire_at_unix_ms) });
+            inv.arg(self.counter_ttl(c));
         }
         for i in index.iter().flatten() {
             inv.arg(&i.kind).arg(&i.id);
@@ -179,6 +178,11 @@ impl RedisLedger {
             [1 | 6, ..] => signals.forget(keys.iter().map(String::as_str)),
             _ => {}
         }
+    }
+
+    /// A counter's TTL for the scripts; 0 when unknown (the script leaves its TTL alone).
+    fn counter_ttl(&self, c: &CounterRef) -> i64 {
+        if c.expire_at_unix_ms == 0 { 0 } else { self.ttl_until(c.expire_at_unix_ms) }
     }
 
     /// [`crate::Ledger::commit`] at an explicit time.
@@ -308,7 +312,7 @@ impl RedisLedger {
         }
         inv.arg(id).arg(now).arg(RECORD_RETENTION_MS).arg(counters.len());
         for c in counters {
-            inv.arg(if c.expire_at_unix_ms == 0 { 0 } else { self.ttl_until(c.expire_at_unix_ms) });
+            inv.arg(self.counter_ttl(c));
         }
         inv.arg(encode_counters(counters));
         let out = self.inner.eval(&inv).await;

@@ -129,8 +129,8 @@ impl Stack {
         } else {
             Arc::new(triage_policy::RemotePolicy::new(remote("policy")?))
         };
-        // The gateway and the context store share one multiplexed connection: their commands
-        // go out together in one write (and one Redis read) under load.
+        // The gateway, the context store and (in one process) the ledger share one multiplexed
+        // connection: their commands go out together in one write (and one Redis read).
         let shared = tokio::sync::OnceCell::new();
         let shared_connection = |what: &'static str| {
             let (shared, url) = (&shared, redis_url.as_deref());

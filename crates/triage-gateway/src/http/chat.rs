@@ -110,10 +110,8 @@ async fn run(s: AppState, tenant: String, headers: HeaderMap, body: Body) -> Res
         return stream(s, tenant, req, chat, estimate, max_tokens).await;
     }
     // `create_if_missing` is set exactly when the id was made up above.
-    let result = match req.create_if_missing {
-        true => s.gw.route_named_here(&tenant, req).await,
-        false => s.gw.route(&tenant, req).await,
-    };
+    let named_here = req.create_if_missing;
+    let result = s.gw.route_in(&tenant, req, named_here).await;
     let actual = result.as_ref().map(|r| Usage::from_pb(r.usage.as_ref()).total_tokens).unwrap_or(0);
     s.auth.limiter().settle(&tenant, estimate, u64::from(actual));
     let resp = result?;
