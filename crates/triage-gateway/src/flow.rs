@@ -129,10 +129,15 @@ impl Gateway {
     ) -> Result<pb::RouteResponse> {
         let started = Instant::now();
         validate::route_request(&req, &self.config.server)?;
-        if req.request_id.is_empty() {
+        let id_minted = req.request_id.is_empty();
+        if id_minted {
             req.request_id = uuid::Uuid::now_v7().to_string();
         }
         let fresh = named_here || req.conversation_id.is_empty();
+        // Ids made up for this call are unknown to everyone else until the answer carries
+        // them: nobody can repeat the request or send the conversation's next turn before
+        // then, so there is nothing to claim or lock (two round trips saved).
+        let private = id_minted && fresh;
         if req.conversation_id.is_empty() {
             req.conversation_id = uuid::Uuid::new_v4().to_string();
             req.create_if_missing = true;
@@ -154,15 +159,20 @@ impl Gateway {
             let deadlines = &self.config.server.deadlines;
             let lease = deadlines.generate + deadlines.context * 4 + Duration::from_secs(30);
             let idem = Idempotency::new(self.redis.clone(), &self.config.redis.key_prefix);
-            let lock_key = format!("{}:lock:{tenant}:{}", self.config.redis.key_prefix, req.conversation_id);
-            let lock = match idem.enter(tenant, &req.request_id, lock_key, lease).await? {
-                Entry::Replay(resp) => {
-                    if let Some(sink) = &sink {
-                        let _ = sink.send(resp.reply.clone()).await;
+            let lock = match private {
+                true => None,
+                false => {
+                    let lock_key = format!("{}:lock:{tenant}:{}", self.config.redis.key_prefix, req.conversation_id);
+                    match idem.enter(tenant, &req.request_id, lock_key, lease).await? {
+                        Entry::Replay(resp) => {
+                            if let Some(sink) = &sink {
+                                let _ = sink.send(resp.reply.clone()).await;
+                            }
+                            return Ok(*resp);
+                        }
+                        Entry::Owned(lock) => Some(lock),
                     }
-                    return Ok(*resp);
                 }
-                Entry::Owned(lock) => lock,
             };
             let mut rec = pb::DecisionRecord {
                 request_id: req.request_id.clone(),
@@ -182,7 +192,9 @@ impl Gateway {
                     resp.latency_us = rec.latency_us;
                     rec.status = "ok".into();
                     // The answer is stored before the next turn of the conversation can start.
-                    lock.release_with(Some(idem.complete_cmd(tenant, &req.request_id, &resp))).await;
+                    if let Some(lock) = lock {
+                        lock.release_with(Some(idem.complete_cmd(tenant, &req.request_id, &resp))).await;
+                    }
                     crate::metrics::route(&rec, rec.conversation_turns == 0);
                     record_route_span(&rec);
                     tracing::info!(
@@ -195,7 +207,9 @@ impl Gateway {
                 Err(e) => {
                     rec.status = format!("{:?}", e.code());
                     rec.warnings.push(e.to_string());
-                    lock.release_with(Some(idem.abandon_cmd(tenant, &req.request_id))).await;
+                    if let Some(lock) = lock {
+                        lock.release_with(Some(idem.abandon_cmd(tenant, &req.request_id))).await;
+                    }
                     self.log.write(rec).await;
                     crate::metrics::route_error(e.code());
                     tracing::warn!(error = %e, "route failed");
@@ -226,8 +240,14 @@ impl Gateway {
                 false => None,
             }
         };
-        let (conv, (budget, budget_warning), early) =
-            tokio::join!(self.load_conversation(tenant, req, steps), self.budget_signals(tenant, req), early);
+        // Nothing to read for a conversation named here: the append after the answer creates it.
+        let conv = async {
+            match fresh {
+                true => Ok(new_conversation(tenant, req)),
+                false => self.load_conversation(tenant, req, steps).await,
+            }
+        };
+        let (conv, (budget, budget_warning), early) = tokio::join!(conv, self.budget_signals(tenant, req), early);
         steps.0.append(&mut early_steps.0);
         let conv = conv?;
         rec.warnings.extend(budget_warning);
@@ -334,6 +354,16 @@ impl Gateway {
             latency_us: 0,
             replayed: false,
         })
+    }
+}
+
+/// A conversation named for this turn, as the context store would return it once created.
+fn new_conversation(tenant: &str, req: &pb::RouteRequest) -> pb::Conversation {
+    pb::Conversation {
+        tenant: tenant.to_string(),
+        id: req.conversation_id.clone(),
+        created_at_unix_ms: now_unix_ms(),
+        ..Default::default()
     }
 }
 

@@ -69,7 +69,12 @@ impl KeyLayout {
 
     /// Ids of a kind charged in one window instance (for reports listing every tenant).
     pub fn ids(&self, kind: &str, span: &Span) -> String {
-        format!("{}:ids:{kind}:{}:{}", self.base, span.window.as_str(), span.id)
+        self.ids_in(kind, span.window.as_str(), &span.id)
+    }
+
+    /// [`KeyLayout::ids`] from a window name and window id (as parsed from a counter key).
+    pub fn ids_in(&self, kind: &str, window: &str, window_id: &str) -> String {
+        format!("{}:ids:{kind}:{window}:{window_id}", self.base)
     }
 
     /// Spend per answering model in one window instance.

@@ -12,8 +12,10 @@
 //! Hot-path cost: a counter's TTL and report-index entries are written once, when a script
 //! creates it, not on every request; the budget signal ([`Ledger::limits`], read on every
 //! Route) is served from readings at most `ledger.signal_max_age` old, refreshed by this
-//! instance's own reserves and commits. Hard limits are always checked in Redis.
-//!
+//! instance's own reserves and commits. Hard limits are always checked in Redis. A
+//! reservation is held only by the counters that have a limit (it exists to keep concurrent
+//! calls under one); the others are first written by the commit that charges them, so Spend
+//! shows `reserved` (money in flight) on limited scopes only.
 //!
 //! Commit may carry the conversation's revenue: the ledger keeps the latest per
 //! conversation scope with the scope's whole cost, so Spend reports revenue and margin for

@@ -74,15 +74,17 @@ impl RedisLedger {
         for c in counters {
             inv.key(&c.key);
         }
-        // Charging without a record (direct) also rebuilds the report indexes, which Redis
-        // may have lost with the record.
-        let index: Option<Vec<&CounterIndex>> =
-            if direct { counters.iter().map(|c| c.index.as_ref()).collect() } else { None };
-        if let Some(index) = &index {
-            inv.key(k.kinds());
-            for i in index {
-                inv.key(&i.ids_key);
-            }
+        // Every counter's index entry goes along: a counter this charge creates (one without
+        // a limit, which no reservation touched) is entered in the report indexes then, and
+        // charging without a record (direct) rebuilds entries Redis may have lost with it.
+        let index = counters
+            .iter()
+            .map(|c| self.counter_index(c))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| StoreFail::Broken("a counter key outside this ledger's layout".into()))?;
+        inv.key(k.kinds());
+        for i in &index {
+            inv.key(&i.ids_key);
         }
         inv.arg(&req.request_id)
             .arg(req.actual_micros)
@@ -94,11 +96,11 @@ impl RedisLedger {
         for s in &spans {
             inv.arg(self.ttl_until(s.expire_at_unix_ms()));
         }
-        inv.arg(counters.len()).arg(if index.is_some() { "1" } else { "0" });
+        inv.arg(counters.len()).arg(if direct { "1" } else { "0" });
         for c in counters {
             inv.arg(self.counter_ttl(c));
         }
-        for i in index.iter().flatten() {
+        for i in &index {
             inv.arg(&i.kind).arg(&i.id);
         }
         // Last: the margin hash of every conversation scope charged, revenue, their count.
@@ -178,6 +180,20 @@ impl RedisLedger {
             [1 | 6, ..] => signals.forget(keys.iter().map(String::as_str)),
             _ => {}
         }
+    }
+
+    /// A counter's report-index entry: as planned, or else read from its key (counters named
+    /// by a record); `None` for a key outside this ledger's layout.
+    fn counter_index<'c>(&self, c: &'c CounterRef) -> Option<std::borrow::Cow<'c, CounterIndex>> {
+        if let Some(i) = &c.index {
+            return Some(std::borrow::Cow::Borrowed(i));
+        }
+        let p = self.inner.keys.parse_counter(&c.key)?;
+        Some(std::borrow::Cow::Owned(CounterIndex {
+            ids_key: self.inner.keys.ids_in(p.kind, p.window, p.window_id),
+            kind: p.kind.to_string(),
+            id: p.id.to_string(),
+        }))
     }
 
     /// A counter's TTL for the scripts; 0 when unknown (the script leaves its TTL alone).

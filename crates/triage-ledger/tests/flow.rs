@@ -38,11 +38,13 @@ async fn reserve_commit_release_happy_path() {
         }
     }
 
+    // Only limited counters hold a reservation: it exists to keep calls under a limit.
     let r2 = l.reserve(reserve("r2", 200_000, s.clone())).await.unwrap();
     assert!(r2.granted);
-    assert_eq!(totals(&l, "global", "", "day").await, (120_000, 200_000));
-    assert!(l.release(release("r2")).await.unwrap().released);
+    assert_eq!(totals(&l, "tenant", "acme", "day").await, (120_000, 200_000));
     assert_eq!(totals(&l, "global", "", "day").await, (120_000, 0));
+    assert!(l.release(release("r2")).await.unwrap().released);
+    assert_eq!(totals(&l, "tenant", "acme", "day").await, (120_000, 0));
 
     // Reports: per scope listing, per model, per conversation, budget map.
     let all =
@@ -66,7 +68,7 @@ async fn reserve_commit_release_happy_path() {
 #[tokio::test]
 async fn idempotent_by_request_id_across_instances() {
     let redis = RedisServer::start().unwrap();
-    let cfg = config(vec![], FailMode::Closed);
+    let cfg = config(vec![limit("tenant", None, Window::Day, 1_000_000)], FailMode::Closed);
     let (a, _, _) = ledger_at(redis.url(), &cfg, "t");
     let (b, _, _) = ledger_at(redis.url(), &cfg, "t");
     let s = scopes("acme", "u1", "fast", "c1");
@@ -130,11 +132,11 @@ async fn refusal_names_scope_window_limit_and_reset_and_leaves_nothing_behind() 
         "user:acme:u1 hour spend limit $0.000500 reached: $0.000400 used + $0.000200 requested exceeds it; \
          resets at 2025-03-14T10:00:00Z"
     );
-    // No partial reservation: the scopes checked before the user (global, tenant) and after
-    // it (model, conversation) hold only the first reservation.
-    assert_eq!(totals(&l, "global", "", "day").await, (0, 400));
+    // No partial reservation: the limited scopes checked before the user (tenant) and the user
+    // hold only the first reservation; unlimited ones (model) hold none at all.
     assert_eq!(totals(&l, "tenant", "acme", "day").await, (0, 400));
-    assert_eq!(totals(&l, "model", "fast", "hour").await, (0, 400));
+    assert_eq!(totals(&l, "user", "acme:u1", "hour").await, (0, 400));
+    assert_eq!(totals(&l, "model", "fast", "hour").await, (0, 0));
     let c2 = l.spend(pb::SpendRequest { kind: "conversation".into(), id: "acme:c2".into(), window: "day".into() });
     assert_eq!(c2.await.unwrap().rows[0].reserved_micros, 0);
     // The refused id is not recorded: retrying it (the gateway re-reserves for a free model) works.
@@ -150,7 +152,6 @@ async fn refusal_names_scope_window_limit_and_reset_and_leaves_nothing_behind() 
     let r = l.reserve(reserve("f", 101, scopes("beta", "u1", "fast", "c1"))).await.unwrap();
     assert!(r.refusal.starts_with("tenant:beta day spend limit $0.000100"), "{}", r.refusal);
     assert_eq!(totals(&l, "tenant", "acme", "day").await, (0, 1_000));
-    assert_eq!(totals(&l, "global", "", "day").await, (0, 1_000));
 }
 
 #[tokio::test]
@@ -190,10 +191,10 @@ async fn windows_roll_on_the_utc_calendar() {
     clock.set(T0_NEXT_DAY);
     assert!(l.reserve(reserve("c", 1_000, s())).await.unwrap().granted);
     assert_eq!(totals(&l, "tenant", "acme", "day").await, (0, 1_000));
-    assert_eq!(totals(&l, "tenant", "acme", "month").await, (900, 1_600));
+    assert_eq!(totals(&l, "tenant", "acme", "month").await, (900, 0));
     // Month boundary: 2025-03-31T23:59 -> 2025-04-01.
     clock.set(1_743_465_540_000);
-    assert_eq!(totals(&l, "tenant", "acme", "month").await, (900, 1_600));
+    assert_eq!(totals(&l, "tenant", "acme", "month").await, (900, 0));
     clock.set(1_743_465_600_000);
     assert_eq!(totals(&l, "tenant", "acme", "month").await, (0, 0));
     let m = row(&l, "tenant", "acme", "month").await;
@@ -254,7 +255,7 @@ async fn reaper_frees_expired_reservations_exactly() {
 #[tokio::test]
 async fn background_reaper_runs_until_the_ledger_is_dropped() {
     let redis = RedisServer::start().unwrap();
-    let mut cfg = config(vec![], FailMode::Closed);
+    let mut cfg = config(vec![limit("global", None, Window::Day, 1_000_000)], FailMode::Closed);
     cfg.reservation_ttl = Duration::from_millis(100);
     let l = RedisLedger::new(redis.url(), &cfg, "bg").unwrap();
     let task = l.spawn_reaper(Duration::from_millis(50));

@@ -1,12 +1,13 @@
 -- Commit: charge the actual cost once and free the reservation.
 -- KEYS[1] record, KEYS[2] deadlines, KEYS[3..5] model attribution hour/day/month,
--- KEYS[6] conversation attribution, KEYS[6+i] counter i (i = 1..n); when direct, also
--- KEYS[7+n] kinds set and KEYS[7+n+i] the id-index set of counter i.
+-- KEYS[6] conversation attribution, KEYS[6+i] counter i (i = 1..n), KEYS[7+n] kinds set and
+-- KEYS[7+n+i] the id-index set of counter i.
 -- ARGV[1] request id, [2] actual (decimal), [3] now ms, [4] record retention ms, [5] model,
 -- [6] conversation id ('' none), [7] conversation retention ms, [8..10] attribution
 -- TTL ms, [11] n, [12] '1' when the caller reserved these counters itself (it may then
 -- charge them even if the record is gone: Redis lost it, or the reservation never reached
--- Redis in a fail-open outage), [12+i] TTL of counter i ('0': unknown, keep its TTL).
+-- Redis in a fail-open outage), [12+i] TTL of counter i ('0': unknown, keep its TTL),
+-- [12+n+2i-1] scope kind and [12+n+2i] scope id of counter i.
 -- Always last: the m conversation margin hashes are the last m KEYS; ARGV[#ARGV-2] is the
 -- counter keys encoded as in the record (built by the caller from the same list as KEYS),
 -- ARGV[#ARGV-1] the revenue ('' none) and ARGV[#ARGV] is m.
@@ -16,10 +17,12 @@
 -- charge (codes 1 and 6 only), for threshold alerts; reserved_i its reserved after the
 -- charge, present only when the charge freed a reservation (it then read them for free).
 --
--- Counter TTLs are absolute moments (window end + retention) that reserve already set, so a
--- charge does not set them again: only when this commit is the counter's first (`requests`
--- becomes 1: new, or recreated after Redis lost it) and it has none, or when charging
--- without a record.
+-- Counter TTLs are absolute moments (window end + retention) that reserve already set for
+-- the counters holding the reservation, so a charge does not set them again: only when this
+-- commit is the counter's first (`requests` becomes 1: new, which counters without a limit
+-- always are at their first charge, or recreated after Redis lost it) and it has none, or
+-- when charging without a record. Setting a counter up also enters it in the report indexes.
+-- Only the counters the record marks `held` free the reservation (see reserve.lua).
 -- Model attribution hashes likewise get their TTL when a model's first request in the window
 -- creates its fields. Conversation attribution and margin hashes slide: refreshed each time.
 local n = tonumber(ARGV[11])
@@ -31,15 +34,35 @@ local reserved_after = {}
 
 local encoded_keys = ARGV[#ARGV - 2]
 
--- free_amount: the reservation to free (nil or '0': none); always_expire: set every TTL.
-local function charge_counters(free_amount, always_expire)
+-- Enters counter i in the report indexes (its kind in the kinds set, its id in the window's
+-- id set, which lives as long as the counter).
+local kinds_added = {}
+local function index(i)
+  local kind = ARGV[12 + n + 2 * i - 1]
+  if not kinds_added[kind] then
+    kinds_added[kind] = true
+    redis.call('SADD', KEYS[7 + n], kind)
+  end
+  redis.call('SADD', KEYS[7 + n + i], ARGV[12 + n + 2 * i])
+  if ARGV[12 + i] ~= '0' then
+    redis.call('PEXPIRE', KEYS[7 + n + i], ARGV[12 + i])
+  end
+end
+
+-- free_amount: the reservation to free (nil or '0': none), from the counters `held` marks
+-- (nil: all); always_set_up: set every TTL and index entry.
+local function charge_counters(free_amount, held, always_set_up)
   local freeing = free_amount and free_amount ~= '0'
   for i = 1, n do
     local k = KEYS[6 + i]
     if freeing then
-      -- Negate as a string: "-0" is not an integer to Redis, and Lua number formatting
-      -- could turn large amounts into exponent notation.
-      reserved_after[i] = redis.call('HINCRBY', k, 'reserved', '-' .. free_amount)
+      if not held or string.sub(held, i, i) == '1' then
+        -- Negate as a string: "-0" is not an integer to Redis, and Lua number formatting
+        -- could turn large amounts into exponent notation.
+        reserved_after[i] = redis.call('HINCRBY', k, 'reserved', '-' .. free_amount)
+      else
+        reserved_after[i] = 0
+      end
     end
     if actual ~= '0' then
       after[i] = redis.call('HINCRBY', k, 'spent', actual)
@@ -47,8 +70,11 @@ local function charge_counters(free_amount, always_expire)
       after[i] = tonumber(redis.call('HGET', k, 'spent') or '0')
     end
     local first = redis.call('HINCRBY', k, 'requests', 1) == 1
-    if ARGV[12 + i] ~= '0' and (always_expire or (first and redis.call('PTTL', k) == -1)) then
-      redis.call('PEXPIRE', k, ARGV[12 + i])
+    if always_set_up or (first and redis.call('PTTL', k) == -1) then
+      if ARGV[12 + i] ~= '0' then
+        redis.call('PEXPIRE', k, ARGV[12 + i])
+      end
+      index(i)
     end
   end
   if not freeing then
@@ -99,26 +125,13 @@ local function charged(code, was_expired)
   return out
 end
 
-local rec = redis.call('HMGET', KEYS[1], 'state', 'keys', 'amount', 'model')
+local rec = redis.call('HMGET', KEYS[1], 'state', 'keys', 'amount', 'model', 'held')
 local state = rec[1]
 if not state then
   if ARGV[12] ~= '1' or n == 0 then
     return { 4, 0, 0 }
   end
-  charge_counters(nil, true)
-  local kinds_added = {}
-  for i = 1, n do
-    local ttl = ARGV[12 + i]
-    local kind = ARGV[12 + n + 2 * i - 1]
-    if not kinds_added[kind] then
-      kinds_added[kind] = true
-      redis.call('SADD', KEYS[7 + n], kind)
-    end
-    redis.call('SADD', KEYS[7 + n + i], ARGV[12 + n + 2 * i])
-    if ttl ~= '0' then
-      redis.call('PEXPIRE', KEYS[7 + n + i], ttl)
-    end
-  end
+  charge_counters(nil, nil, true)
   redis.call('HSET', KEYS[1], 'state', 'committed', 'amount', '0', 'actual', actual,
     'model', ARGV[5], 'committed', ARGV[3], 'keys', encoded_keys)
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -145,9 +158,9 @@ end
 local was_expired = 0
 if state == 'expired' then
   was_expired = 1
-  charge_counters(nil, false)
+  charge_counters(nil, nil, false)
 else
-  charge_counters(rec[3], false)
+  charge_counters(rec[3], rec[5], false)
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'committed', 'actual', actual, 'committed', ARGV[3])

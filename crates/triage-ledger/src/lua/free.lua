@@ -5,9 +5,15 @@
 -- the same list as KEYS).
 -- Frees a reservation still in state `reserved` and marks it `new_state` (with the time).
 -- Returns 1 freed, 5 when the counter keys passed differ from the record's.
+-- Whether counter i holds the reservation: `held` from the record ('1' per held counter);
+-- a record without it (written before reservations skipped unlimited counters) holds all.
+local function holds(held, i)
+  return not held or string.sub(held, i, i) == '1'
+end
+
 local function free_reservation(new_state)
   local n = tonumber(ARGV[4])
-  local rec = redis.call('HMGET', KEYS[1], 'keys', 'amount')
+  local rec = redis.call('HMGET', KEYS[1], 'keys', 'amount', 'held')
   if rec[1] ~= ARGV[5 + n] then
     return 5
   end
@@ -17,7 +23,7 @@ local function free_reservation(new_state)
     for i = 1, n do
       -- A counter Redis lost is recreated by the decrement, without a TTL: give it one
       -- (reserve sets counters up only when it creates them).
-      if redis.call('HINCRBY', KEYS[2 + i], 'reserved', '-' .. amount) == created
+      if holds(rec[3], i) and redis.call('HINCRBY', KEYS[2 + i], 'reserved', '-' .. amount) == created
         and ARGV[4 + i] ~= '0' and redis.call('PTTL', KEYS[2 + i]) == -1 then
         redis.call('PEXPIRE', KEYS[2 + i], ARGV[4 + i])
       end

@@ -7,6 +7,11 @@
 -- a skew between the ledger's clock and Redis's cannot expire a live counter),
 -- [b+3] scope kind, [b+4] scope id; last, ARGV[#ARGV], the counter keys encoded for the record
 -- (`<len>:<key>` each, built by the caller from the same list as KEYS: cheaper than in Lua).
+-- Only counters with a limit hold the reservation (`reserved`): a reservation exists to keep
+-- concurrent calls under a limit, and on the others it would cost two writes per request for
+-- nothing. The record's `held` field marks them ('1' per held counter, in KEYS order), so
+-- commit, release and the reaper free exactly those; the other counters are first written
+-- (and set up) by the commit that charges them.
 -- Returns {2, state} when the request id exists (1 reserved, 2 committed, 3 released,
 -- 4 expired), {0, i, used} when counter i refuses, {1, used_1 .. used_n} when granted,
 -- where used = spent + reserved (after this reservation when granted; -1 for counters
@@ -42,11 +47,15 @@ end
 -- increment returns exactly the amount) or, for a zero amount, HSETNX created the field.
 -- PTTL confirms it (a counter Redis lost is set up again the same way).
 local kinds_added = {}
+local held = {}
 for i = 1, n do
   local b = 6 + 4 * (i - 1)
   local k = KEYS[3 + i]
   local maybe_new
-  if ARGV[2] ~= '0' then
+  held[i] = used[i] >= 0 and '1' or '0'
+  if used[i] < 0 then
+    maybe_new = false
+  elseif ARGV[2] ~= '0' then
     maybe_new = redis.call('HINCRBY', k, 'reserved', ARGV[2]) == amount
   else
     maybe_new = redis.call('HSETNX', k, 'reserved', '0') == 1
@@ -65,7 +74,7 @@ end
 -- The record keeps the exact counter keys so commit, release and the reaper touch the same
 -- counters even after the window rolls; it has no TTL while reserved (the reaper needs it).
 redis.call('HSET', KEYS[1], 'state', 'reserved', 'amount', ARGV[2], 'model', ARGV[5],
-  'created', ARGV[4], 'deadline', ARGV[3], 'keys', ARGV[#ARGV])
+  'created', ARGV[4], 'deadline', ARGV[3], 'keys', ARGV[#ARGV], 'held', table.concat(held))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local out = { 1 }
 for i = 1, n do

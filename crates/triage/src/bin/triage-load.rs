@@ -148,15 +148,22 @@ async fn call(
     }
 }
 
+/// Lazy connections when only warming (the gateway may still be starting while --warm
+/// retries); otherwise every connection is made before the clock starts, so no measured
+/// request waits for a TCP and HTTP/2 handshake that a long-lived client pays once.
 async fn connect(args: &Args) -> Result<Vec<RouterClient<Channel>>> {
     let ep = Endpoint::from_shared(args.addr.clone())
         .with_context(|| format!("bad --addr {}", args.addr))?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5));
+    let lazy = args.warm;
     let mut clients = Vec::new();
     for _ in 0..args.connections.max(1) {
-        // Lazy: the gateway may still be starting while --warm retries.
-        clients.push(RouterClient::new(ep.connect_lazy()));
+        let channel = match lazy {
+            true => ep.connect_lazy(),
+            false => ep.connect().await.with_context(|| format!("connecting to {}", args.addr))?,
+        };
+        clients.push(RouterClient::new(channel));
     }
     Ok(clients)
 }
