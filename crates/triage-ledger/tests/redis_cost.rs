@@ -343,3 +343,45 @@ async fn budget_signals_are_served_from_memory_within_the_max_age() {
     assert_eq!(reads(&uncached).await, (2, g(1_000_000, 1_000_000)));
     assert_eq!(reads(&uncached).await, (2, g(1_000_000, 1_000_000)));
 }
+
+/// Records written before only limited counters held reservations have no `held` field:
+/// every counter holds them, and commit, release and the reaper still free every counter.
+#[tokio::test]
+async fn a_record_from_before_held_counters_frees_every_counter() {
+    let redis = RedisServer::start().unwrap();
+    let mut c = conn(&redis).await;
+    let cfg = config(vec![limit("tenant", None, Window::Day, 1_000_000)], FailMode::Closed);
+    let (l, _, _) = ledger_at(redis.url(), &cfg, "old");
+    let s = scopes("acme", "u1", "fast", "c1");
+    let day = Span::at(W::Day, T0).unwrap();
+    // What the old reserve script left behind: `reserved` on every counter, no `held`.
+    let as_before = |c: &mut redis::aio::MultiplexedConnection, rid: &'static str, amount: i64| {
+        let mut pipe = redis::pipe();
+        pipe.hdel(l.keys().record(rid), "held").ignore();
+        for (kind, id) in KINDS.iter().filter(|(k, _)| *k != "tenant") {
+            pipe.hincr(l.keys().counter(kind, id, &day), "reserved", amount).ignore();
+        }
+        let c = c.clone();
+        async move {
+            let mut c = c;
+            let _: () = pipe.query_async(&mut c).await.unwrap();
+        }
+    };
+
+    assert!(l.reserve(reserve("old-1", 300, s.clone())).await.unwrap().granted);
+    as_before(&mut c, "old-1", 300).await;
+    assert!(l.release(release("old-1")).await.unwrap().released);
+    for (kind, id) in KINDS {
+        let key = l.keys().counter(kind, id, &day);
+        let reserved: Option<i64> = redis::cmd("HGET").arg(&key).arg("reserved").query_async(&mut c).await.unwrap();
+        assert_eq!(reserved, Some(0), "{key} after release");
+    }
+
+    assert!(l.reserve(reserve("old-2", 300, s.clone())).await.unwrap().granted);
+    as_before(&mut c, "old-2", 300).await;
+    assert_eq!(l.commit(commit("old-2", 100)).await.unwrap().charged_micros, 100);
+    for (kind, id) in KINDS {
+        let r = row(&l, kind, id, "day").await;
+        assert_eq!((r.spent_micros, r.reserved_micros), (100, 0), "{kind} after commit");
+    }
+}
