@@ -9,8 +9,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use triage_core::Micros;
 
-static REAP: LazyLock<Script> =
-    LazyLock::new(|| Script::new(concat!(include_str!("lua/free.lua"), include_str!("lua/reap.lua"))));
+static REAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(include_str!("lua/held.lua"), include_str!("lua/free.lua"), include_str!("lua/reap.lua")))
+});
 const REAP_BATCH: usize = 256;
 
 impl RedisLedger {

@@ -13,9 +13,11 @@ use triage_core::Micros;
 use triage_core::config::FailMode;
 use triage_proto::pb;
 
-static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit.lua")));
-static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(concat!(include_str!("lua/free.lua"), include_str!("lua/release.lua"))));
+static COMMIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("lua/held.lua"), include_str!("lua/commit.lua"))));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(include_str!("lua/held.lua"), include_str!("lua/free.lua"), include_str!("lua/release.lua")))
+});
 
 /// The counter keys as the record stores them (the scripts compare, never build, them).
 fn encode_counters(counters: &[CounterRef]) -> String {

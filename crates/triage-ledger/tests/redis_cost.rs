@@ -355,21 +355,19 @@ async fn a_record_from_before_held_counters_frees_every_counter() {
     let s = scopes("acme", "u1", "fast", "c1");
     let day = Span::at(W::Day, T0).unwrap();
     // What the old reserve script left behind: `reserved` on every counter, no `held`.
-    let as_before = |c: &mut redis::aio::MultiplexedConnection, rid: &'static str, amount: i64| {
+    let as_before = |mut c: redis::aio::MultiplexedConnection, rid: &str, amount: i64| {
         let mut pipe = redis::pipe();
         pipe.hdel(l.keys().record(rid), "held").ignore();
         for (kind, id) in KINDS.iter().filter(|(k, _)| *k != "tenant") {
             pipe.hincr(l.keys().counter(kind, id, &day), "reserved", amount).ignore();
         }
-        let c = c.clone();
         async move {
-            let mut c = c;
             let _: () = pipe.query_async(&mut c).await.unwrap();
         }
     };
 
     assert!(l.reserve(reserve("old-1", 300, s.clone())).await.unwrap().granted);
-    as_before(&mut c, "old-1", 300).await;
+    as_before(c.clone(), "old-1", 300).await;
     assert!(l.release(release("old-1")).await.unwrap().released);
     for (kind, id) in KINDS {
         let key = l.keys().counter(kind, id, &day);
@@ -378,7 +376,7 @@ async fn a_record_from_before_held_counters_frees_every_counter() {
     }
 
     assert!(l.reserve(reserve("old-2", 300, s.clone())).await.unwrap().granted);
-    as_before(&mut c, "old-2", 300).await;
+    as_before(c.clone(), "old-2", 300).await;
     assert_eq!(l.commit(commit("old-2", 100)).await.unwrap().charged_micros, 100);
     for (kind, id) in KINDS {
         let r = row(&l, kind, id, "day").await;

@@ -56,7 +56,7 @@ local function charge_counters(free_amount, held, always_set_up)
   for i = 1, n do
     local k = KEYS[6 + i]
     if freeing then
-      if not held or string.sub(held, i, i) == '1' then
+      if holds(held, i) then
         -- Negate as a string: "-0" is not an integer to Redis, and Lua number formatting
         -- could turn large amounts into exponent notation.
         reserved_after[i] = redis.call('HINCRBY', k, 'reserved', '-' .. free_amount)

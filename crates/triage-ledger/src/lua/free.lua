@@ -5,12 +5,6 @@
 -- the same list as KEYS).
 -- Frees a reservation still in state `reserved` and marks it `new_state` (with the time).
 -- Returns 1 freed, 5 when the counter keys passed differ from the record's.
--- Whether counter i holds the reservation: `held` from the record ('1' per held counter);
--- a record without it (written before reservations skipped unlimited counters) holds all.
-local function holds(held, i)
-  return not held or string.sub(held, i, i) == '1'
-end
-
 local function free_reservation(new_state)
   local n = tonumber(ARGV[4])
   local rec = redis.call('HMGET', KEYS[1], 'keys', 'amount', 'held')
