@@ -5,7 +5,10 @@ use prost::Message;
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not baked in with env!: cargo reuses a compiled build script for the
+    // same workspace at another path (CI clones share one CARGO_TARGET_DIR), and a baked-in
+    // path would point at the other clone's protos.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "triage/v1/common.proto",
         "triage/v1/router.proto",

@@ -1,0 +1,67 @@
+//! The latency floor `scripts/bench.sh --floor K` measures (`triage-floor`): what it does per
+//! request must be exactly what the comparison claims, K Redis round trips and one upstream
+//! call, on both endpoints, and it must stop on SIGTERM like the gateway.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use redis::AsyncCommands;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use triage_testkit::{FakeOpenAi, free_port};
+
+async fn trips(redis: &mut redis::aio::MultiplexedConnection) -> i64 {
+    redis.get::<_, Option<i64>>("floor:trips").await.unwrap().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_floor_makes_k_round_trips_and_one_upstream_call_per_request() {
+    let redis_server = redis();
+    let fake = FakeOpenAi::start().await.unwrap();
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("floor.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_triage-floor"))
+        .args(["--grpc-listen", &format!("127.0.0.1:{grpc_port}")])
+        .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
+        .args(["--redis", &redis_server.url(), "--upstream", &fake.base_url(), "--redis-trips", "3"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut floor = Process { child, log };
+    let grpc = format!("http://127.0.0.1:{grpc_port}");
+    wait_serving(&grpc, "triage.v1.Router", &mut floor).await;
+    let mut conn = redis::Client::open(redis_server.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+
+    let mut router = router(&grpc).await;
+    for n in 1..=2 {
+        let resp = router.route(turn("Where is my order?")).await.unwrap().into_inner();
+        assert_eq!(resp.reply, "Your order shipped yesterday.");
+        assert_eq!(trips(&mut conn).await, 3 * n);
+        assert_eq!(fake.requests(), usize::try_from(n).unwrap());
+    }
+    let sent = fake.last_request().expect("the upstream saw the call");
+    assert!(sent.body.to_string().contains("Where is my order?"), "{:?}", sent.body);
+
+    let reply: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{http_port}/v1/chat/completions"))
+        .json(&serde_json::json!({"model": "triage/auto", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["choices"][0]["message"]["content"], "Your order shipped yesterday.");
+    assert_eq!(trips(&mut conn).await, 9);
+    assert_eq!(fake.requests(), 3);
+
+    floor.terminate();
+    let status = floor.wait_exit(Duration::from_secs(10)).expect("triage-floor stops on SIGTERM");
+    assert!(status.success(), "{status}: {}", floor.log_text());
+}
