@@ -163,10 +163,7 @@ oha_lc=()
 
 # --- Redis, fake upstream ---------------------------------------------------------------------
 redis_port=$(free_port)
-# activerehashing no: Redis otherwise spends 1 ms of every 100 ms rehashing a growing keyspace
-# in one block, which lands in the p99 (redis.conf's own advice for hard latency needs; the
-# chart's Redis sets it too).
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --activerehashing no --dir "$work" \
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
   --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 wait_port "$redis_port" "${pids[-1]}" redis-server "$work/redis.log"
