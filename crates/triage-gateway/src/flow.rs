@@ -170,7 +170,10 @@ impl Gateway {
                             }
                             return Ok(*resp);
                         }
-                        Entry::Owned(lock) => Some(lock),
+                        // Dropped before an answer or an error (the client went away), the
+                        // request id is freed with the lock, so a retry need not wait out the
+                        // lease; the dropped call's reservation is reaped as usual.
+                        Entry::Owned(lock) => Some(lock.on_drop(idem.abandon_cmd(tenant, &req.request_id))),
                     }
                 }
             };

@@ -11,8 +11,16 @@ return 0
 "#;
 
 /// A held lock; release it with [`ConversationLock::release`] (it also expires on its own,
-/// so a crashed gateway cannot wedge a conversation).
+/// so a crashed gateway cannot wedge a conversation). Dropped unreleased (the Route's future
+/// was dropped: the client cancelled or went away), it is released from a task of its own,
+/// with the command set by [`ConversationLock::on_drop`], instead of wedging the
+/// conversation's next turn until the lease ends.
 pub(crate) struct ConversationLock {
+    held: Option<Held>,
+    on_drop: Option<redis::Cmd>,
+}
+
+struct Held {
     redis: ConnectionManager,
     key: String,
     token: String,
@@ -31,7 +39,13 @@ impl ConversationLock {
 
     /// The lock `attempt` took.
     pub(crate) fn held(redis: ConnectionManager, key: String, token: String) -> Self {
-        ConversationLock { redis, key, token }
+        ConversationLock { held: Some(Held { redis, key, token }), on_drop: None }
+    }
+
+    /// Sends `cmd` with the release when the lock is dropped unreleased.
+    pub(crate) fn on_drop(mut self, cmd: redis::Cmd) -> Self {
+        self.on_drop = Some(cmd);
+        self
     }
 
     /// Takes the lock, retrying with backoff until `wait` has passed.
@@ -47,7 +61,7 @@ impl ConversationLock {
             let (token, cmd) = Self::attempt(&key, lease);
             let got: Option<String> = cmd.query_async(&mut redis).await?;
             if got.is_some() {
-                return Ok(ConversationLock { redis, key, token });
+                return Ok(Self::held(redis, key, token));
             }
             if start.elapsed() >= wait {
                 return Err(Error::Deadline("conversation lock"));
@@ -66,6 +80,14 @@ impl ConversationLock {
     /// it records is in place before the next turn can take the lock). A failure is logged:
     /// the lock expires on its own.
     pub(crate) async fn release_with(mut self, then: Option<redis::Cmd>) {
+        if let Some(held) = self.held.take() {
+            held.release(then).await;
+        }
+    }
+}
+
+impl Held {
+    async fn release(mut self, then: Option<redis::Cmd>) {
         let mut pipe = redis::pipe();
         if let Some(cmd) = then {
             pipe.add_command(cmd).ignore();
@@ -76,5 +98,15 @@ impl ConversationLock {
         if let Err(e) = res {
             tracing::warn!(key = %self.key, error = %e, "conversation lock release failed; it will expire");
         }
+    }
+}
+
+impl Drop for ConversationLock {
+    fn drop(&mut self) {
+        let Some(held) = self.held.take() else { return };
+        // No runtime (the process is going down): the lock expires with its lease.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        tracing::info!(key = %held.key, "route dropped before it finished: conversation lock released");
+        runtime.spawn(held.release(self.on_drop.take()));
     }
 }

@@ -1,6 +1,6 @@
 //! Entering and leaving a Route: the request-id claim and the conversation lock (taken in
-//! one round trip), their release with the stored answer, and the decision records written
-//! behind the answer.
+//! one round trip), their release with the stored answer, what a caller that goes away early
+//! leaves behind, and the decision records written behind the answer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -11,7 +11,9 @@ use std::time::Duration;
 use triage_proto::pb;
 use triage_testkit::{FakeOpenAi, RedisServer, Reply};
 
-async fn stack(prefix: &str) -> (RedisServer, FakeOpenAi, Arc<triage_gateway::Gateway>, tempfile::TempDir) {
+/// Redis, the fake provider and a config on them with keys under `prefix` (the key file
+/// lives in the returned directory).
+async fn setup(prefix: &str) -> (RedisServer, FakeOpenAi, Arc<triage_core::Config>, tempfile::TempDir) {
     let redis = RedisServer::start().unwrap();
     let fake = FakeOpenAi::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -19,7 +21,11 @@ async fn stack(prefix: &str) -> (RedisServer, FakeOpenAi, Arc<triage_gateway::Ga
     std::fs::write(&key, "k").unwrap();
     let mut config = common::config_on(&fake, &redis, &key);
     config.redis.key_prefix = prefix.into();
-    let config = Arc::new(config);
+    (redis, fake, Arc::new(config), dir)
+}
+
+async fn stack(prefix: &str) -> (RedisServer, FakeOpenAi, Arc<triage_gateway::Gateway>, tempfile::TempDir) {
+    let (redis, fake, config, dir) = setup(prefix).await;
     let gw = common::local_gateway(&config, &redis, prefix).await;
     (redis, fake, gw, dir)
 }
@@ -175,4 +181,111 @@ async fn a_route_with_ids_made_here_claims_and_locks_nothing() {
     let retried = gw.route("acme", new("req-own", "Hello")).await.unwrap();
     assert!(retried.replayed, "{retried:?}");
     assert_eq!(retried.conversation_id, named.conversation_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_dropped_by_its_caller_frees_the_conversation_and_the_request_id() {
+    let (redis, fake, gw, _dir) = stack("gone").await;
+    // The provider answers the first call only after far longer than the test waits.
+    fake.set_mode(Some(triage_testkit::Fault::Latency(Duration::from_secs(30))));
+    let first = {
+        let gw = gw.clone();
+        tokio::spawn(async move { gw.route("acme", turn("conv-gone", "req-gone", "Where is my order?")).await })
+    };
+    let conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let held = || {
+        let mut conn = conn.clone();
+        async move {
+            let lock: Option<String> = conn.get("gone:lock:acme:conv-gone").await.unwrap();
+            let claim: Option<Vec<u8>> = conn.get("gone:req:acme:req-gone").await.unwrap();
+            (lock.is_some(), claim.is_some())
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while held().await != (true, true) {
+        assert!(std::time::Instant::now() < deadline, "the first call never took the lock and the id");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The caller goes away (a cancelled gRPC call drops the handler's future the same way).
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while held().await != (false, false) {
+        assert!(std::time::Instant::now() < deadline, "lock and claim still held: {:?}", held().await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The conversation's next turn and a retry of the same id are answered at once, not after
+    // the lease (over 30 s).
+    fake.set_mode(None);
+    let started = std::time::Instant::now();
+    let next = gw.route("acme", turn("conv-gone", "req-next", "And my invoice?")).await.unwrap();
+    let retry = gw.route("acme", turn("conv-gone", "req-gone", "Where is my order?")).await.unwrap();
+    assert!(!next.replayed && !retry.replayed, "{next:?} {retry:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+/// The ledger, with every commit held back until `hold` has passed; `started` fires when the
+/// first commit arrives.
+struct SlowCommits {
+    inner: triage_ledger::RedisLedger,
+    hold: Duration,
+    started: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl triage_ledger::Ledger for SlowCommits {
+    async fn reserve(&self, req: pb::ReserveRequest) -> triage_ledger::Result<pb::ReserveResponse> {
+        self.inner.reserve(req).await
+    }
+    async fn commit(&self, req: pb::CommitRequest) -> triage_ledger::Result<pb::CommitResponse> {
+        self.started.notify_one();
+        tokio::time::sleep(self.hold).await;
+        self.inner.commit(req).await
+    }
+    async fn release(&self, req: pb::ReleaseRequest) -> triage_ledger::Result<pb::ReleaseResponse> {
+        self.inner.release(req).await
+    }
+    async fn spend(&self, req: pb::SpendRequest) -> triage_ledger::Result<pb::SpendResponse> {
+        self.inner.spend(req).await
+    }
+    async fn limits(&self, req: pb::LimitsRequest) -> triage_ledger::Result<pb::LimitsResponse> {
+        self.inner.limits(req).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_dropped_after_the_model_answered_is_still_charged() {
+    let (redis, fake, config, _dir) = setup("paid").await;
+    let (mut services, conn) = common::local_services(&config, &redis, "paid").await;
+    let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "paid").unwrap();
+    let slow = Arc::new(SlowCommits {
+        inner: ledger.clone(),
+        hold: Duration::from_millis(300),
+        started: tokio::sync::Notify::new(),
+    });
+    services.ledger = slow.clone();
+    let gw = triage_gateway::Gateway::new(services, config.clone(), conn);
+
+    let route = {
+        let gw = gw.clone();
+        tokio::spawn(async move { gw.route("acme", turn("conv-paid", "req-paid", "Where is my order?")).await })
+    };
+    // The provider has answered and the commit is on its way: the caller goes away now.
+    slow.started.notified().await;
+    route.abort();
+    assert!(route.await.unwrap_err().is_cancelled());
+    assert_eq!(fake.requests(), 1);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let spent = ledger.conversation_spend("conv-paid").await.unwrap();
+        // Charged once, as answered (the fast tier's model here is priced at zero).
+        if let Some(c) = spent.filter(|c| c.cost.requests == 1) {
+            assert!(!c.last_model.is_empty(), "{c:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the dropped Route's answer was never charged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -4,6 +4,7 @@ use super::{Steps, budget_map};
 use crate::{Error, Gateway, Result};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use triage_core::{Micros, now_unix_ms};
 use triage_proto::pb;
 
@@ -376,7 +377,15 @@ impl Gateway {
             // Already micro-dollars (validated non-negative); 0 is proto3's "not sent".
             revenue_micros: req.user.as_ref().map(|u| u.revenue_per_conversation_micros).filter(|r| *r > 0),
         };
-        match steps.run("commit", self.config.server.deadlines.ledger, self.services.ledger.commit(c)).await {
+        // The model has answered and the provider will bill it: the commit runs to the end in
+        // a task of its own even when this Route is dropped now (its caller went away) or
+        // stops waiting at the deadline (the commit is idempotent and bounded by the ledger's
+        // own timeout).
+        let ledger = self.services.ledger.clone();
+        let settle = tokio::spawn(async move { ledger.commit(c).await }.in_current_span());
+        let settled =
+            async { settle.await.unwrap_or_else(|e| Err(triage_ledger::Error::Store(format!("commit task: {e}")))) };
+        match steps.run("commit", self.config.server.deadlines.ledger, settled).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) if unaccounted => tracing::debug!(error = %e, "commit skipped for unaccounted call"),
             Ok(Err(e)) => warnings.push(format!("commit failed ({e}); reservation stays until reaped")),
