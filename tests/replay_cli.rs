@@ -240,3 +240,38 @@ fn classify_writes_stable_labels_in_input_order() {
     assert_eq!(lines[0]["complexity"], "simple");
     assert_eq!(lines[2]["complexity"], "complex");
 }
+
+/// Decision records as the log exports them: the model that answered, and feedback that
+/// arrived later (a second record of the same request id replaces the first).
+const WITH_FEEDBACK: &str = r#"{"request_id": "r1", "turn": "where is my order?", "model": "local-smollm2"}
+{"request_id": "r1", "turn": "where is my order?", "model": "local-smollm2", "feedback": {"request_id": "r1", "resolved": true, "satisfaction": 9}}
+{"request_id": "r2", "turn": "cancel my plan", "model": "local-smollm2", "feedback": {"request_id": "r2", "resolved": false, "escalated_to_human": true, "satisfaction": 3}}
+{"request_id": "r3", "turn": "review this contract for liability risks", "model": "claude-sonnet", "feedback": {"request_id": "r3", "resolved": true, "satisfaction": 8}}
+{"request_id": "r4", "turn": "and the delivery date?", "model": "claude-sonnet"}
+"#;
+
+#[test]
+fn feedback_in_the_log_is_reported_per_answering_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = heuristic_config(dir.path());
+    let log = dir.path().join("decisions.jsonl");
+    std::fs::write(&log, WITH_FEEDBACK).unwrap();
+    let v = ok_json(&triage(&["replay", "--input", log.to_str().unwrap(), "--json"], Some(&cfg)));
+    assert_eq!(v["queries"].as_array().unwrap().len(), 4, "r1's second record replaces its first");
+    let fb = &v["feedback_by_model"];
+    let fast = &fb["local-smollm2"];
+    assert_eq!((fast["answers"].as_u64(), fast["with_feedback"].as_u64()), (Some(2), Some(2)), "{fb}");
+    assert_eq!(fast["resolution_rate"].as_f64(), Some(0.5), "{fb}");
+    assert_eq!(fast["escalated_to_human_rate"].as_f64(), Some(0.5), "{fb}");
+    assert_eq!(fast["satisfaction_mean"].as_f64(), Some(6.0), "{fb}");
+    let frontier = &fb["claude-sonnet"];
+    assert_eq!((frontier["answers"].as_u64(), frontier["with_feedback"].as_u64()), (Some(2), Some(1)), "{fb}");
+    assert_eq!(frontier["resolution_rate"].as_f64(), Some(1.0), "{fb}");
+
+    let out = triage(&["replay", "--input", log.to_str().unwrap()], Some(&cfg));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, section) = text.split_once("feedback by answering model").unwrap_or_else(|| panic!("{text}"));
+    let row = section.lines().find(|l| l.starts_with("local-smollm2")).unwrap();
+    assert!(row.contains("50.0%") && row.contains("6.00"), "{row}");
+}
