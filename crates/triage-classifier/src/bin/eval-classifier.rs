@@ -176,7 +176,8 @@ async fn async_part(args: &Args, ex: &[Example], emb: Arc<EmbeddedClassifier>) -
         }
     };
     let ver = emb.model_version().to_string();
-    let cached = CachedClassifier::new(emb.clone(), &url, ver, args.history_turns, Duration::from_secs(600))?;
+    let cache = || CachedClassifier::new(emb.clone(), &url, ver.clone(), args.history_turns, Duration::from_secs(600));
+    let cached = cache()?;
     let sample: Vec<_> = reqs.iter().take(500).cloned().collect();
     let mut miss = Vec::new();
     for r in &sample {
@@ -198,14 +199,7 @@ async fn async_part(args: &Args, ex: &[Example], emb: Arc<EmbeddedClassifier>) -
 
     // What the service runs: the in-process layer in front of Redis. The first pass fills
     // it from Redis; the second is answered without a Redis call.
-    let layered = CachedClassifier::new(
-        emb.clone(),
-        &url,
-        emb.model_version().to_string(),
-        args.history_turns,
-        Duration::from_secs(600),
-    )?
-    .with_local_entries(triage_classifier::DEFAULT_LOCAL_ENTRIES);
+    let layered = cache()?.with_local_entries(triage_classifier::DEFAULT_LOCAL_ENTRIES);
     for r in &sample {
         layered.classify(r.clone()).await?;
     }
