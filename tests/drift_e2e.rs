@@ -12,7 +12,8 @@ use triage_core::config::{ProviderConfig, SecretRef};
 use triage_testkit::{FakeOpenAi, Reply};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("../..")
 }
 
 fn triage(args: &[&str], config: &Path) -> Output {

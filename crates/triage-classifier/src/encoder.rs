@@ -385,7 +385,10 @@ mod tests {
     use super::*;
 
     fn model_dir() -> Option<std::path::PathBuf> {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-minilm-l6-v2");
+        let dir = std::path::PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../models/all-minilm-l6-v2");
         Encoder::files_present(&dir).then_some(dir)
     }
 

@@ -7,7 +7,8 @@ use triage_classifier::dataset;
 
 #[test]
 fn test_split_is_calibrated() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()));
     let dir = root.join("../../models/all-minilm-l6-v2");
     if !triage_classifier::encoder::Encoder::files_present(&dir) {
         eprintln!("SKIPPED: encoder files missing in {} (run scripts/fetch-models.sh)", dir.display());
@@ -34,7 +35,8 @@ fn test_split_is_calibrated() -> Result<(), Box<dyn std::error::Error>> {
 
 #[test]
 fn data_file_is_well_formed() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()));
     let all = dataset::load(&root.join("data/queries.jsonl"))?;
     assert!(all.len() >= 2000, "{} examples", all.len());
     let mut test_templates = std::collections::HashSet::new();

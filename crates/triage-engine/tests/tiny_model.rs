@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use triage_engine::{ChatMessage, Error, GenerateParams, Generation, LocalLlm, StopReason};
 
 fn fixture_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama.gguf")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("tests/fixtures/tiny-llama.gguf")
 }
 
 fn model() -> &'static LocalLlm {
@@ -223,7 +224,9 @@ fn load_errors_are_reported() {
 /// package is missing (`pip install gguf==0.19.0`).
 #[test]
 fn fixture_generator_reproduces_an_equivalent_model() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_tiny_gguf.py");
+    let script =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+            .join("tests/fixtures/make_tiny_gguf.py");
     let has_gguf =
         std::process::Command::new("python3").args(["-c", "import gguf"]).output().is_ok_and(|o| o.status.success());
     if !has_gguf {

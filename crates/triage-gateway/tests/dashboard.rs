@@ -20,7 +20,8 @@ use triage_proto::pb::router_server::Router as _;
 use triage_testkit::{FakeOpenAi, Fault, RedisServer, Reply};
 
 fn dashboard() -> serde_json::Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/triage-dashboard.json");
+    let p = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("../../deploy/grafana/triage-dashboard.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 

@@ -14,7 +14,8 @@ use triage_gateway::Gateway;
 use triage_proto::pb;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+        .join("../..")
 }
 
 // current_thread: the subscriber below is thread-local, and every task must see it.
