@@ -12,15 +12,17 @@
 //! {P:ledger}:req:<request_id>                      hash  reservation record (state, amount, keys, ...)
 //! {P:ledger}:deadlines                             zset  request_id -> deadline ms (reservations only)
 //! {P:ledger}:kinds                                 set   scope kinds ever charged
-//! {P:ledger}:c:<kind>:<window>:<window_id>:<id>    hash  spent, reserved, requests (micros)
+//! {P:ledger}:c:<kind>:<window>:<window_id>:<id>    hash  spent, reserved, requests (micros),
+//!                                                        seeded (day/month: set from hours)
 //! {P:ledger}:ids:<kind>:<window>:<window_id>       set   ids of the kind charged in that window
-//! {P:ledger}:attr:model:<window>:<window_id>       hash  spent:<model>, requests:<model>
+//! {P:ledger}:attr:model:hour:<window_id>           hash  spent:<model>, requests:<model>
 //! {P:ledger}:attr:conv:<conversation_id>           hash  spent, requests, model
 //! {P:ledger}:margin:<conversation scope id>         hash  revenue (latest), cost (all windows)
 //! {P:ledger}:alert:<kind>:<window>:<window_id>:<ppm>:<id>  string  threshold alert sent (SET NX)
 //! ```
 //! Kinds contain no `:` and window ids have none, so the id (which may, `tenant:user`) is
-//! always the unambiguous remainder.
+//! always the unambiguous remainder. Every scope has hour counters; day and month counters
+//! exist only where a limit does (reports sum the others from hours, see `ops.rs`).
 
 use crate::window::Span;
 use crate::{Error, Result};

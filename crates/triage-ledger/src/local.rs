@@ -65,8 +65,26 @@ pub struct LocalStats {
     pub inflight: usize,
 }
 
-/// Alert bookkeeping: `scope/window/window_id` -> window end, pruned once windows pass.
-type Alerted = HashMap<String, i64>;
+/// Keys remembered until a moment (the end of the window instance they stand for, or
+/// sooner), then forgotten.
+#[derive(Default)]
+pub(crate) struct WindowMarks(Mutex<HashMap<String, i64>>);
+
+impl WindowMarks {
+    /// Marks `key` until `until_unix_ms`; true when it was not marked (or no longer).
+    pub fn mark(&self, key: &str, until_unix_ms: i64, now_unix_ms: i64) -> bool {
+        let mut m = lock(&self.0);
+        if m.len() > 10_000 {
+            m.retain(|_, until| *until > now_unix_ms);
+        }
+        m.insert(key.to_string(), until_unix_ms).is_none_or(|until| until <= now_unix_ms)
+    }
+
+    /// True while `key` is marked.
+    pub fn contains(&self, key: &str, now_unix_ms: i64) -> bool {
+        lock(&self.0).get(key).is_some_and(|until| *until > now_unix_ms)
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct Local {
@@ -76,7 +94,10 @@ pub(crate) struct Local {
     unaccounted_reserved: AtomicI64,
     unaccounted_spend: AtomicI64,
     lost: AtomicI64,
-    alerted: Mutex<Alerted>,
+    /// Low-budget alerts sent, by `scope/window/window_id`.
+    pub alerted: WindowMarks,
+    /// Day and month counters this instance has lately seen set from their hours (ops.rs).
+    pub seeded: WindowMarks,
     /// One reconciliation at a time; others skip rather than queue behind it.
     pub reconcile_lock: tokio::sync::Mutex<()>,
 }
@@ -156,15 +177,6 @@ impl Local {
             }
         }
         self.has_pending.store(!q.is_empty(), Ordering::SeqCst);
-    }
-
-    /// True the first time `key` is seen for a window ending at `end_unix_ms`.
-    pub fn first_alert(&self, key: String, end_unix_ms: i64, now_unix_ms: i64) -> bool {
-        let mut a = lock(&self.alerted);
-        if a.len() > 10_000 {
-            a.retain(|_, end| *end > now_unix_ms);
-        }
-        a.insert(key, end_unix_ms).is_none()
     }
 
     pub fn stats(&self) -> LocalStats {

@@ -6,7 +6,7 @@ use crate::keys::{check_kind, encode_key_list};
 use crate::limits::{MAX_MICROS, refusal_message, remaining_fraction, scope_label};
 use crate::local::{CounterIndex, CounterRef, Inflight};
 use crate::redis_ledger::StoreFail;
-use crate::window::{DAY_MS, Span};
+use crate::window::{DAY_MS, HOUR_MS, Span, Window};
 use crate::{BudgetAlert, Error, RedisLedger, Result};
 use redis::Script;
 use std::sync::{Arc, LazyLock};
@@ -18,6 +18,8 @@ static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lu
 
 /// Settled records are kept this long so a retried commit or release stays idempotent.
 pub const RECORD_RETENTION_MS: i64 = 2 * DAY_MS;
+/// How often each instance sets a limited day or month counter from its hours again.
+pub const RESEED_MS: i64 = 10 * 60 * 1000;
 /// Per-conversation cost is kept this long after the conversation's last commit.
 pub const CONVERSATION_RETENTION_MS: i64 = 90 * DAY_MS;
 
@@ -70,17 +72,24 @@ pub(crate) fn check_request_id(id: &str) -> Result<()> {
 }
 
 impl RedisLedger {
-    /// The counters `scopes` touch at `now`: every scope in every window.
+    /// The counters `scopes` touch at `now`: every scope's hour, and its day and month only
+    /// where it has a limit in that window. Reports sum the other days and months from hours
+    /// (reports.rs): each counter costs every reserve and commit two or three script calls,
+    /// and those calls, not the data, were most of Redis's time per Route.
     pub(crate) fn plan(&self, scopes: &[pb::Scope], now_unix_ms: i64) -> Result<Vec<CounterPlan>> {
         let spans = Span::all_at(now_unix_ms)?;
         let keys = &self.inner.keys;
         let mut out = Vec::with_capacity(scopes.len() * spans.len());
         for scope in scopes {
             for span in &spans {
+                let limit = self.inner.limits.get(&scope.kind, &scope.id, span.window);
+                if limit.is_none() && span.window != Window::Hour {
+                    continue;
+                }
                 out.push(CounterPlan {
                     key: keys.counter(&scope.kind, &scope.id, span),
                     ids_key: keys.ids(&scope.kind, span),
-                    limit: self.inner.limits.get(&scope.kind, &scope.id, span.window),
+                    limit,
                     scope: scope.clone(),
                     span: span.clone(),
                 });
@@ -97,6 +106,7 @@ impl RedisLedger {
         let plan = self.plan(&scopes, now_unix_ms)?;
         let k = &self.inner.keys;
         let deadline = now_unix_ms.saturating_add(self.inner.ttl_ms);
+        let seeds = self.seeds(&plan, now_unix_ms)?;
 
         let mut inv = RESERVE.prepare_invoke();
         inv.key(k.record(&req.request_id)).key(k.deadlines()).key(k.kinds());
@@ -106,12 +116,21 @@ impl RedisLedger {
         for c in &plan {
             inv.key(&c.ids_key);
         }
+        for (_, hours) in &seeds {
+            for h in hours {
+                inv.key(h);
+            }
+        }
         inv.arg(&req.request_id).arg(req.amount_micros).arg(deadline).arg(now_unix_ms).arg(&req.model).arg(plan.len());
         for c in &plan {
             inv.arg(c.limit.unwrap_or(-1))
                 .arg(self.ttl_until(c.span.expire_at_unix_ms()))
                 .arg(&c.scope.kind)
                 .arg(&c.scope.id);
+        }
+        inv.arg(seeds.len());
+        for (i, hours) in &seeds {
+            inv.arg(i + 1).arg(hours.len());
         }
         inv.arg(encode_key_list(&plan.iter().map(|c| c.key.as_str()).collect::<Vec<_>>()));
         let counters = || {
@@ -163,6 +182,14 @@ impl RedisLedger {
             }
             Err(e) => return Err(e.into()),
         };
+        if matches!(reply.first(), Some(0 | 1)) {
+            for (i, _) in &seeds {
+                if let Some(c) = plan.get(*i) {
+                    let until = c.span.end_unix_ms.min(now_unix_ms.saturating_add(RESEED_MS));
+                    self.inner.local.seeded.mark(&c.key, until, now_unix_ms);
+                }
+            }
+        }
         match reply.as_slice() {
             // Reserved or committed: the first reservation stands. Released or expired ones
             // are over and are not granted again under the same id (a new call needs a new id).
@@ -209,6 +236,30 @@ impl RedisLedger {
         }
     }
 
+    /// The day and month counters of `plan` this instance has not set from their hours in
+    /// the last [`RESEED_MS`], each with its scope's hour counters so far in the window.
+    ///
+    /// Such a counter is written only while a limit exists, so it can miss spend: a limit
+    /// added (or removed and added again) mid-window, a gateway whose configuration lacks
+    /// the limit, a day that began before this key layout. Hours are always written, and a
+    /// commit charges a reservation's hour with its day and month in one script, so the
+    /// sum of the hours is at every moment what the counter should hold: the reserve script
+    /// sets it to that sum before it checks the limit. Each instance does so on its first
+    /// use of the counter, then every [`RESEED_MS`], which bounds how long a skew between
+    /// gateways' configurations can undercount. The next hour goes along too: a gateway
+    /// whose clock runs ahead may already have charged it.
+    fn seeds(&self, plan: &[CounterPlan], now_unix_ms: i64) -> Result<Vec<(usize, Vec<String>)>> {
+        let k = &self.inner.keys;
+        plan.iter()
+            .enumerate()
+            .filter(|(_, c)| c.span.window != Window::Hour && !self.inner.local.seeded.contains(&c.key, now_unix_ms))
+            .map(|(i, c)| {
+                let hours = c.span.hours_through(now_unix_ms.saturating_add(HOUR_MS))?;
+                Ok((i, hours.iter().map(|h| k.counter(&c.scope.kind, &c.scope.id, h)).collect()))
+            })
+            .collect()
+    }
+
     /// TTL until `expire_at` on the ledger's clock, passed to Redis as a relative PEXPIRE so
     /// clock skew (or a test clock) cannot make Redis drop a live counter. At least an hour:
     /// a commit replayed long after its window still stays readable for a while.
@@ -236,7 +287,7 @@ impl RedisLedger {
         }
         let label = scope_label(&c.scope.kind, &c.scope.id);
         let key = format!("{label}/{}/{}", c.span.window.as_str(), c.span.id);
-        if !self.inner.local.first_alert(key, c.span.end_unix_ms, now_unix_ms) {
+        if !self.inner.local.alerted.mark(&key, c.span.end_unix_ms, now_unix_ms) {
             return;
         }
         tracing::warn!(

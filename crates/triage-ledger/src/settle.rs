@@ -5,7 +5,7 @@ use crate::keys::{decode_key_list, encode_key_list};
 use crate::local::{CounterIndex, CounterRef, PendingCommit};
 use crate::ops::{CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS, check_amount, check_request_id};
 use crate::redis_ledger::StoreFail;
-use crate::window::Span;
+use crate::window::{Span, Window};
 use crate::{Error, RedisLedger, Result};
 use redis::Script;
 use std::sync::{Arc, LazyLock};
@@ -66,12 +66,9 @@ impl RedisLedger {
         now_unix_ms: i64,
     ) -> std::result::Result<Vec<i64>, StoreFail> {
         let k = &self.inner.keys;
-        let spans = Span::all_at(now_unix_ms).map_err(|e| StoreFail::Broken(e.to_string()))?;
+        let hour = Span::at(Window::Hour, now_unix_ms).map_err(|e| StoreFail::Broken(e.to_string()))?;
         let mut inv = COMMIT.prepare_invoke();
-        inv.key(k.record(&req.request_id)).key(k.deadlines());
-        for s in &spans {
-            inv.key(k.model_attribution(s));
-        }
+        inv.key(k.record(&req.request_id)).key(k.deadlines()).key(k.model_attribution(&hour));
         inv.key(k.conversation(&req.conversation_id));
         for c in counters {
             inv.key(&c.key);
@@ -94,10 +91,8 @@ impl RedisLedger {
             .arg(RECORD_RETENTION_MS)
             .arg(&req.model)
             .arg(&req.conversation_id)
-            .arg(CONVERSATION_RETENTION_MS);
-        for s in &spans {
-            inv.arg(self.ttl_until(s.expire_at_unix_ms()));
-        }
+            .arg(CONVERSATION_RETENTION_MS)
+            .arg(self.ttl_until(hour.expire_at_unix_ms()));
         inv.arg(counters.len()).arg(if direct { "1" } else { "0" });
         for c in counters {
             inv.arg(self.counter_ttl(c));

@@ -87,12 +87,31 @@ impl Span {
 
     /// When the window's counters may be deleted: kept well past the reset so spend reports
     /// can still show recent windows, and so a late commit never lands on a vanished counter.
+    /// Hour counters are the day and month reports of every scope without a day or month
+    /// limit (see `ops.rs`), so they live until their month is over, and then as long.
     pub fn expire_at_unix_ms(&self) -> i64 {
-        self.end_unix_ms + retention_ms(self.window)
+        let end = match self.window {
+            Window::Hour => Span::at(Window::Month, self.start_unix_ms).map_or(self.end_unix_ms, |m| m.end_unix_ms),
+            Window::Day | Window::Month => self.end_unix_ms,
+        };
+        end + retention_ms(self.window)
+    }
+
+    /// The hours of this window from its start through the one containing `until` (all of
+    /// them once the window is over): what a day or month total is summed from.
+    pub fn hours_through(&self, until_unix_ms: i64) -> Result<Vec<Span>> {
+        if self.window == Window::Hour {
+            return Ok(vec![self.clone()]);
+        }
+        let last = until_unix_ms.min(self.end_unix_ms - 1);
+        (self.start_unix_ms..=last)
+            .step_by(usize::try_from(HOUR_MS).unwrap_or(usize::MAX))
+            .map(|t| Span::at(Window::Hour, t))
+            .collect()
     }
 }
 
-/// How long counters outlive their window.
+/// How long counters outlive their window (hours: their month).
 pub fn retention_ms(window: Window) -> i64 {
     match window {
         Window::Hour => 2 * DAY_MS,
@@ -140,6 +159,26 @@ mod tests {
                 proptest::prop_assert_eq!(memo.map(|m| m.map(Ok)), Ok(fresh));
             }
         }
+    }
+
+    #[test]
+    fn a_window_is_summed_from_its_hours_so_far() {
+        let t = 1_741_944_600_000; // 2025-03-14T09:30Z
+        let day = Span::at(Window::Day, t).unwrap();
+        let hours = day.hours_through(t).unwrap();
+        assert_eq!(hours.len(), 10);
+        assert_eq!(hours[0].id, "2025-03-14T00");
+        assert_eq!(hours[9].id, "2025-03-14T09");
+        assert_eq!(day.hours_through(day.end_unix_ms + 5 * HOUR_MS).unwrap().len(), 24);
+        let march = Span::at(Window::Month, t).unwrap();
+        assert_eq!(march.hours_through(i64::MAX).unwrap().len(), 31 * 24);
+        assert_eq!(march.hours_through(t).unwrap().len(), 13 * 24 + 10);
+        let hour = Span::at(Window::Hour, t).unwrap();
+        assert_eq!(hour.hours_through(t).unwrap(), vec![hour.clone()]);
+        // An hour counter outlives its month: the month's report reads it until the end.
+        let march_end = march.end_unix_ms;
+        assert_eq!(hours[0].expire_at_unix_ms(), march_end + retention_ms(Window::Hour));
+        assert_eq!(day.expire_at_unix_ms(), day.end_unix_ms + retention_ms(Window::Day));
     }
 
     #[test]

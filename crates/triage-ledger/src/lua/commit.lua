@@ -1,13 +1,14 @@
 -- Commit: charge the actual cost once and free the reservation.
--- KEYS[1] record, KEYS[2] deadlines, KEYS[3..5] model attribution hour/day/month,
--- KEYS[6] conversation attribution, KEYS[6+i] counter i (i = 1..n), KEYS[7+n] kinds set and
--- KEYS[7+n+i] the id-index set of counter i.
+-- KEYS[1] record, KEYS[2] deadlines, KEYS[3] model attribution of the hour (days and
+-- months are summed from hours when reported), KEYS[4] conversation attribution,
+-- KEYS[4+i] counter i (i = 1..n), KEYS[5+n] kinds set and KEYS[5+n+i] the id-index set of
+-- counter i.
 -- ARGV[1] request id, [2] actual (decimal), [3] now ms, [4] record retention ms, [5] model,
--- [6] conversation id ('' none), [7] conversation retention ms, [8..10] attribution
--- TTL ms, [11] n, [12] '1' when the caller reserved these counters itself (it may then
+-- [6] conversation id ('' none), [7] conversation retention ms, [8] attribution TTL ms,
+-- [9] n, [10] '1' when the caller reserved these counters itself (it may then
 -- charge them even if the record is gone: Redis lost it, or the reservation never reached
--- Redis in a fail-open outage), [12+i] TTL of counter i ('0': unknown, keep its TTL),
--- [12+n+2i-1] scope kind and [12+n+2i] scope id of counter i.
+-- Redis in a fail-open outage), [10+i] TTL of counter i ('0': unknown, keep its TTL),
+-- [10+n+2i-1] scope kind and [10+n+2i] scope id of counter i.
 -- Always last: the m conversation margin hashes are the last m KEYS; ARGV[#ARGV-2] is the
 -- counter keys encoded as in the record (built by the caller from the same list as KEYS),
 -- ARGV[#ARGV-1] the revenue ('' none) and ARGV[#ARGV] is m.
@@ -25,7 +26,7 @@
 -- Only the counters the record marks `held` free the reservation (see reserve.lua).
 -- Model attribution hashes likewise get their TTL when a model's first request in the window
 -- creates its fields. Conversation attribution and margin hashes slide: refreshed each time.
-local n = tonumber(ARGV[11])
+local n = tonumber(ARGV[9])
 local actual = ARGV[2]
 local m = tonumber(ARGV[#ARGV])
 local revenue = ARGV[#ARGV - 1]
@@ -38,14 +39,14 @@ local encoded_keys = ARGV[#ARGV - 2]
 -- id set, which lives as long as the counter).
 local kinds_added = {}
 local function index(i)
-  local kind = ARGV[12 + n + 2 * i - 1]
+  local kind = ARGV[10 + n + 2 * i - 1]
   if not kinds_added[kind] then
     kinds_added[kind] = true
-    redis.call('SADD', KEYS[7 + n], kind)
+    redis.call('SADD', KEYS[5 + n], kind)
   end
-  redis.call('SADD', KEYS[7 + n + i], ARGV[12 + n + 2 * i])
-  if ARGV[12 + i] ~= '0' then
-    redis.call('PEXPIRE', KEYS[7 + n + i], ARGV[12 + i])
+  redis.call('SADD', KEYS[5 + n + i], ARGV[10 + n + 2 * i])
+  if ARGV[10 + i] ~= '0' then
+    redis.call('PEXPIRE', KEYS[5 + n + i], ARGV[10 + i])
   end
 end
 
@@ -54,7 +55,7 @@ end
 local function charge_counters(free_amount, held, always_set_up)
   local freeing = free_amount and free_amount ~= '0'
   for i = 1, n do
-    local k = KEYS[6 + i]
+    local k = KEYS[4 + i]
     if freeing then
       if holds(held, i) then
         -- Negate as a string: "-0" is not an integer to Redis, and Lua number formatting
@@ -71,8 +72,8 @@ local function charge_counters(free_amount, held, always_set_up)
     end
     local first = redis.call('HINCRBY', k, 'requests', 1) == 1
     if always_set_up or (first and redis.call('PTTL', k) == -1) then
-      if ARGV[12 + i] ~= '0' then
-        redis.call('PEXPIRE', k, ARGV[12 + i])
+      if ARGV[10 + i] ~= '0' then
+        redis.call('PEXPIRE', k, ARGV[10 + i])
       end
       index(i)
     end
@@ -84,18 +85,16 @@ end
 
 local function attribute(model)
   if model and model ~= '' then
-    for w = 0, 2 do
-      redis.call('HINCRBY', KEYS[3 + w], 'spent:' .. model, actual)
-      if redis.call('HINCRBY', KEYS[3 + w], 'requests:' .. model, 1) == 1 then
-        redis.call('PEXPIRE', KEYS[3 + w], ARGV[8 + w])
-      end
+    redis.call('HINCRBY', KEYS[3], 'spent:' .. model, actual)
+    if redis.call('HINCRBY', KEYS[3], 'requests:' .. model, 1) == 1 then
+      redis.call('PEXPIRE', KEYS[3], ARGV[8])
     end
   end
   if ARGV[6] ~= '' then
-    redis.call('HINCRBY', KEYS[6], 'spent', actual)
-    redis.call('HINCRBY', KEYS[6], 'requests', 1)
-    redis.call('HSET', KEYS[6], 'model', model or '')
-    redis.call('PEXPIRE', KEYS[6], ARGV[7])
+    redis.call('HINCRBY', KEYS[4], 'spent', actual)
+    redis.call('HINCRBY', KEYS[4], 'requests', 1)
+    redis.call('HSET', KEYS[4], 'model', model or '')
+    redis.call('PEXPIRE', KEYS[4], ARGV[7])
   end
 end
 
@@ -128,7 +127,7 @@ end
 local rec = redis.call('HMGET', KEYS[1], 'state', 'keys', 'amount', 'model', 'held')
 local state = rec[1]
 if not state then
-  if ARGV[12] ~= '1' or n == 0 then
+  if ARGV[10] ~= '1' or n == 0 then
     return { 4, 0, 0 }
   end
   charge_counters(nil, nil, true)
