@@ -31,24 +31,27 @@ pub struct ConversationCost {
 }
 
 type Counters = Vec<(Option<i64>, Option<i64>, Option<u64>)>;
-/// Spent and requests of hour counters.
-type HourParts = Vec<(Option<i64>, Option<u64>)>;
 
-/// Part of a pipeline's replies, as `T`.
-fn parse_values<T: redis::FromRedisValue>(values: Vec<redis::Value>) -> Result<T> {
-    redis::from_redis_value(&redis::Value::Array(values)).map_err(|e| Error::Store(e.to_string()))
-}
+/// Most commands in one report round trip: a listing over many scopes and hours goes in
+/// pieces, so Redis never serves one huge pipeline while Routes wait behind it.
+const READ_CHUNK: usize = 10_000;
 
 impl RedisLedger {
+    /// `fields` of each key (HMGET), in order.
+    async fn read_fields<T: redis::FromRedisValue>(&self, keys: &[String], fields: &[&str]) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(READ_CHUNK) {
+            let mut pipe = redis::pipe();
+            for k in chunk {
+                pipe.hget(k, fields);
+            }
+            out.extend(self.inner.query::<Vec<T>>(&pipe).await?);
+        }
+        Ok(out)
+    }
+
     async fn read_counters(&self, keys: &[String]) -> Result<Counters> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for k in keys {
-            pipe.hget(k, &["spent", "reserved", "requests"]);
-        }
-        Ok(self.inner.query(&pipe).await?)
+        self.read_fields(keys, &["spent", "reserved", "requests"]).await
     }
 
     /// Fills revenue and margin into the rows of conversation scopes whose caller sent a
@@ -163,25 +166,16 @@ impl RedisLedger {
             rows.extend(kinds.iter().map(|kind| (kind.clone(), id.to_string(), hours.iter().collect())));
         }
 
-        let mut pipe = redis::pipe();
-        for (kind, id, _) in &rows {
-            pipe.hget(k.counter(kind, id, span), &["spent", "reserved", "requests"]);
-        }
-        let summed = span.window != Window::Hour;
-        let mut summed_rows = Vec::new();
-        for (r, (kind, id, hs)) in rows.iter().enumerate().filter(|_| summed) {
+        let own =
+            self.read_counters(&rows.iter().map(|(kind, id, _)| k.counter(kind, id, span)).collect::<Vec<_>>()).await?;
+        let (mut summed_rows, mut hour_keys) = (Vec::new(), Vec::new());
+        for (r, (kind, id, hs)) in rows.iter().enumerate().filter(|_| span.window != Window::Hour) {
             for h in hs {
-                pipe.hget(k.counter(kind, id, h), &["spent", "requests"]);
+                hour_keys.push(k.counter(kind, id, h));
                 summed_rows.push(r);
             }
         }
-        let (own, parts): (Counters, HourParts) = if rows.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            let mut values: Vec<redis::Value> = self.inner.query(&pipe).await?;
-            let parts = values.split_off(rows.len());
-            (parse_values(values)?, parse_values(parts)?)
-        };
+        let parts: Vec<(Option<i64>, Option<u64>)> = self.read_fields(&hour_keys, &["spent", "requests"]).await?;
         let mut sums = vec![(0i64, 0u64); rows.len()];
         for (r, (spent, requests)) in summed_rows.into_iter().zip(parts) {
             if let Some(s) = sums.get_mut(r) {

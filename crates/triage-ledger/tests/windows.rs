@@ -169,3 +169,29 @@ async fn a_day_counter_from_before_hours_were_kept_keeps_its_spend() {
     assert_eq!((r.spent_micros, r.requests), (6_000, 8));
     assert_eq!(rows(&l, "user", "day").await, vec![("acme:u1".into(), 4_000, 7)], "no hour beats the old counter yet");
 }
+
+#[tokio::test]
+async fn a_month_listing_over_more_hours_than_one_round_trip_reads_sums_them_all() {
+    let redis = RedisServer::start().unwrap();
+    let mut c = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (l, _, _) = ledger_at(redis.url(), &config(vec![], FailMode::Closed), "big");
+    // 40 tenants charged 1 micro in each of the 322 hours of March before T0's: 12,880 hour
+    // counters to read, more than one round trip carries.
+    let month = Span::at(Window::Month, T0).unwrap();
+    let hours = month.hours_through(T0).unwrap();
+    assert_eq!(hours.len(), 322);
+    let mut pipe = redis::pipe();
+    pipe.sadd(l.keys().kinds(), "tenant").ignore();
+    for h in &hours {
+        for t in 0..40 {
+            let id = format!("t{t:02}");
+            pipe.hset_multiple(l.keys().counter("tenant", &id, h), &[("spent", 1), ("requests", 1)]).ignore();
+            pipe.sadd(l.keys().ids("tenant", h), &id).ignore();
+        }
+    }
+    let _: () = pipe.query_async(&mut c).await.unwrap();
+    let listed = rows(&l, "tenant", "month").await;
+    assert_eq!(listed.len(), 40);
+    assert!(listed.iter().all(|(_, spent, requests)| *spent == 322 && *requests == 322), "{listed:?}");
+    assert_eq!(rows(&l, "tenant", "day").await[0], ("t00".into(), 10, 10), "00:00 through 09:00");
+}
