@@ -124,7 +124,7 @@ impl RedisLedger {
             let Ok(window) = parse_window(p.window) else { continue };
             let Some(limit) = self.inner.limits.get(p.kind, p.id, window).filter(|l| *l > 0) else { continue };
             // Only the current window: a late commit into a past one alerts nobody.
-            let Ok(span) = Span::at(window, now_unix_ms) else { continue };
+            let Ok(span) = Span::current(window, now_unix_ms) else { continue };
             if span.id != p.window_id {
                 continue;
             }

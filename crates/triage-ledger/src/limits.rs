@@ -15,8 +15,27 @@ pub const MAX_MICROS: i64 = 1_000_000_000_000_000;
 /// The limits of one ledger, looked up per scope and window.
 #[derive(Debug, Clone, Default)]
 pub struct LimitTable {
-    specific: HashMap<(String, String, Window), i64>,
-    generic: HashMap<(String, Window), i64>,
+    /// kind -> id -> limit per window (hour, day, month).
+    specific: HashMap<String, HashMap<String, PerWindow>>,
+    /// kind -> limit per window.
+    generic: HashMap<String, PerWindow>,
+}
+
+/// A limit per window, indexed as [`Window::ALL`].
+type PerWindow = [Option<i64>; 3];
+
+fn slot(window: Window) -> usize {
+    match window {
+        Window::Hour => 0,
+        Window::Day => 1,
+        Window::Month => 2,
+    }
+}
+
+/// Keeps the tighter of two limits for the same scope and window.
+fn tighten(per: &mut PerWindow, window: Window, limit: i64) {
+    let v = &mut per[slot(window)];
+    *v = Some(v.map_or(limit, |old| old.min(limit)));
 }
 
 impl LimitTable {
@@ -33,26 +52,22 @@ impl LimitTable {
                     l.limit_micros, l.scope
                 )));
             }
-            let slot = match &l.id {
-                Some(id) if l.scope != "global" => t.specific.entry((l.scope.clone(), id.clone(), l.window)),
-                _ => {
-                    let v = t.generic.entry((l.scope.clone(), l.window)).or_insert(l.limit_micros);
-                    *v = (*v).min(l.limit_micros);
-                    continue;
+            let per = match &l.id {
+                Some(id) if l.scope != "global" => {
+                    t.specific.entry(l.scope.clone()).or_default().entry(id.clone()).or_default()
                 }
+                _ => t.generic.entry(l.scope.clone()).or_default(),
             };
-            let v = slot.or_insert(l.limit_micros);
-            *v = (*v).min(l.limit_micros);
+            tighten(per, l.window, l.limit_micros);
         }
         Ok(t)
     }
 
-    /// The limit on `kind:id` in `window`, if any.
+    /// The limit on `kind:id` in `window`, if any. Asked for every counter of every reserve,
+    /// so it looks up by borrowed strings and allocates nothing.
     pub fn get(&self, kind: &str, id: &str, window: Window) -> Option<i64> {
-        self.specific
-            .get(&(kind.to_string(), id.to_string(), window))
-            .or_else(|| self.generic.get(&(kind.to_string(), window)))
-            .copied()
+        let specific = self.specific.get(kind).and_then(|ids| ids.get(id)).and_then(|per| per[slot(window)]);
+        specific.or_else(|| self.generic.get(kind).and_then(|per| per[slot(window)]))
     }
 
     /// True when no limit is configured at all.
@@ -93,4 +108,35 @@ pub fn refusal_message(kind: &str, id: &str, span: &Span, limit: i64, used: i64,
         Micros(amount),
         format_utc(span.end_unix_ms),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(scope: &str, id: Option<&str>, window: Window, limit_micros: i64) -> LimitConfig {
+        LimitConfig { scope: scope.into(), id: id.map(Into::into), window, limit_micros }
+    }
+
+    #[test]
+    fn an_id_overrides_its_kind_per_window_and_the_tighter_limit_wins() {
+        let t = LimitTable::new(&[
+            limit("tenant", None, Window::Day, 100),
+            limit("tenant", None, Window::Day, 80),
+            limit("tenant", Some("big"), Window::Day, 1_000),
+            limit("tenant", Some("big"), Window::Day, 900),
+            limit("tenant", None, Window::Month, 2_000),
+            limit("global", Some("ignored"), Window::Hour, 5),
+        ])
+        .unwrap();
+        assert_eq!(t.get("tenant", "acme", Window::Day), Some(80));
+        assert_eq!(t.get("tenant", "big", Window::Day), Some(900));
+        assert_eq!(t.get("tenant", "big", Window::Month), Some(2_000), "no month override: the kind's");
+        assert_eq!(t.get("tenant", "acme", Window::Hour), None);
+        assert_eq!(t.get("global", "", Window::Hour), Some(5), "global takes no id");
+        assert_eq!(t.get("user", "big", Window::Day), None);
+        assert!(!t.is_empty() && LimitTable::new(&[]).unwrap().is_empty());
+        assert!(LimitTable::new(&[limit("Tenant", None, Window::Day, 1)]).is_err());
+        assert!(LimitTable::new(&[limit("tenant", None, Window::Day, -1)]).is_err());
+    }
 }

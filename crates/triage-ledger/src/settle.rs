@@ -66,7 +66,7 @@ impl RedisLedger {
         now_unix_ms: i64,
     ) -> std::result::Result<Vec<i64>, StoreFail> {
         let k = &self.inner.keys;
-        let hour = Span::at(Window::Hour, now_unix_ms).map_err(|e| StoreFail::Broken(e.to_string()))?;
+        let hour = Span::current(Window::Hour, now_unix_ms).map_err(|e| StoreFail::Broken(e.to_string()))?;
         let mut inv = COMMIT.prepare_invoke();
         inv.key(k.record(&req.request_id)).key(k.deadlines()).key(k.model_attribution(&hour));
         inv.key(k.conversation(&req.conversation_id));
