@@ -17,8 +17,8 @@
 //! calls under one); the others are first written by the commit that charges them, so Spend
 //! shows `reserved` (money in flight) on limited scopes only. Likewise only a limit keeps
 //! a day or month counter: every scope is counted per hour, reports sum days and months
-//! from hours, and a limited counter is seeded from its hours (once per gateway and every
-//! ten minutes), so a limit added mid-window counts the whole window.
+//! from hours, and a limited counter is seeded from its hours (on each gateway's first use,
+//! then every `ledger.reseed_interval`), so a limit added mid-window counts the whole window.
 //!
 //! Commit may carry the conversation's revenue: the ledger keeps the latest per
 //! conversation scope with the scope's whole cost, so Spend reports revenue and margin for
@@ -49,7 +49,7 @@ pub use clock::{AlertHook, BudgetAlert, Clock, ManualClock, NoAlertHook, SystemC
 pub use error::{Error, Result};
 pub use grpc::{LedgerServer, RemoteLedger};
 pub use local::LocalStats;
-pub use ops::{CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS, RESEED_MS};
+pub use ops::{CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS};
 pub use redis_ledger::{LedgerOptions, RedisLedger, RedisTarget};
 pub use reports::{ConversationCost, CostSummary};
 

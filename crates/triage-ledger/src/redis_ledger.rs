@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     pub limits: LimitTable,
     pub fail_mode: FailMode,
     pub ttl_ms: i64,
+    /// `ledger.reseed_interval`, ms (see `ops.rs` seeds).
+    pub reseed_ms: i64,
     pub alert_fraction: f64,
     pub alerting: Alerting,
     pub opts: LedgerOptions,
@@ -184,6 +186,7 @@ impl RedisLedger {
                 limits: LimitTable::new(&config.limits)?,
                 fail_mode: config.fail_mode,
                 ttl_ms,
+                reseed_ms: i64::try_from(config.reseed_interval.as_millis()).unwrap_or(i64::MAX),
                 alert_fraction: config.alert_remaining_fraction,
                 alerting: Alerting::new(&config.alerts)?,
                 opts,

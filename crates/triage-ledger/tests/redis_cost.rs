@@ -139,6 +139,51 @@ async fn measure(label: &str, signal_max_age: Option<Duration>) {
     eprintln!("redis-server CPU time (user + sys, not wall): {:.1} usec/pair", cpu * 1e6 / n);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: prints what seeding a month limit from its hours costs"]
+async fn seeding_cost_of_a_month_limit() {
+    // 2025-03-31T23:30Z: the month's last hour, so a seed reads all 744 of its hours.
+    const END_OF_MARCH: i64 = 1_743_463_800_000;
+    const USERS: usize = 100;
+    let redis = RedisServer::start().unwrap();
+    let cfg = config(vec![limit("user", None, Window::Month, 1_000_000_000_000)], FailMode::Closed);
+    let opts = LedgerOptions {
+        clock: std::sync::Arc::new(ManualClock::new(END_OF_MARCH)),
+        op_timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let l = RedisLedger::with_options(redis.url(), &cfg, "seed", opts).unwrap();
+    let mut c = conn(&redis).await;
+    let month = Span::at(W::Month, END_OF_MARCH).unwrap();
+    // Users "old*" spent in every hour of the month before the limit existed; "new*" never.
+    let mut pipe = redis::pipe();
+    for h in month.hours_through(END_OF_MARCH).unwrap() {
+        for u in 0..USERS {
+            pipe.hset_multiple(l.keys().counter("user", &format!("old{u}"), &h), &[("spent", 1), ("requests", 1)])
+                .ignore();
+        }
+    }
+    let _: () = pipe.query_async(&mut c).await.unwrap();
+    let mut run = async |label: &str, prefix: &str, round: usize| {
+        reset_stats(&mut c).await;
+        let started = std::time::Instant::now();
+        for u in 0..USERS {
+            let r =
+                l.reserve(reserve(&format!("{prefix}{u}-{round}"), 1, vec![scope("user", &format!("{prefix}{u}"))]));
+            assert!(r.await.unwrap().granted);
+        }
+        let elapsed = started.elapsed() / USERS as u32;
+        let stats = commandstats(&mut c).await;
+        let eval: u64 = stats.iter().filter(|(k, _)| k.starts_with("eval")).map(|(_, (_, u))| u).sum();
+        eprintln!("{label:>44}: {:7.1} us in the script, {elapsed:?} per reserve", eval as f64 / USERS as f64);
+    };
+    run("first reserve, no hours (a new scope)", "new", 0).await;
+    run("first reserve, 744 hours to sum", "old", 0).await;
+    run("later reserves (seeded within 10 min)", "old", 1).await;
+    let r = row(&l, "user", "old0", "month").await;
+    assert_eq!((r.spent_micros, r.reserved_micros), (744, 2), "seeded from every hour, once");
+}
+
 /// used_cpu_user + used_cpu_sys of the redis-server process, seconds.
 async fn redis_cpu_secs(conn: &mut redis::aio::MultiplexedConnection) -> f64 {
     let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await.unwrap();

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use triage_core::config::{FailMode, Window};
 use triage_ledger::window::Span;
-use triage_ledger::{Ledger, RESEED_MS, RedisLedger};
+use triage_ledger::{Ledger, RedisLedger};
 use triage_proto::pb;
 use triage_testkit::RedisServer;
 
@@ -126,15 +126,16 @@ async fn gateways_that_disagree_on_a_limit_converge_without_counting_twice() {
     // `a` set the counter from its hours a moment ago, so it lags by u1 (300 + 600 fits)...
     assert!(a.reserve(reserve("a2", 600, s.clone())).await.unwrap().granted);
     assert!(a.release(release("a2")).await.unwrap().released);
-    // ...until it next seeds it, at most RESEED_MS later.
-    clock_a.set(T0 + RESEED_MS + MINUTE);
+    // ...until it next seeds it, at most `ledger.reseed_interval` (10 minutes) later.
+    let reseed = i64::try_from(limited.reseed_interval.as_millis()).unwrap();
+    clock_a.set(T0 + reseed + MINUTE);
     let r = a.reserve(reserve("a3", 600, s.clone())).await.unwrap();
     assert!(!r.granted, "500 + 600 is over 1,000: {r:?}");
 
     // A fresh gateway seeds too: the sum of the hours already holds a1's charge, so setting
     // (not adding) counts it once.
     let (b, clock_b, _) = ledger_at(redis.url(), &limited, "skew");
-    clock_b.set(T0 + RESEED_MS + MINUTE);
+    clock_b.set(T0 + reseed + MINUTE);
     charge(&b, "b1", 500, &s).await;
     let r = row(&b, "tenant", "acme", "day").await;
     assert_eq!((r.spent_micros, r.requests), (1_000, 3));

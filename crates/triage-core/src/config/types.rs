@@ -770,6 +770,11 @@ pub struct LedgerConfig {
     /// before Redis is read again; 0 reads Redis every time. Hard limits never use it.
     #[serde(with = "humantime_serde")]
     pub signal_max_age: Duration,
+    /// How often each gateway sets a limited day or month counter again from the scope's
+    /// hour counters (besides its first use of it): how long gateways whose configurations
+    /// disagree on a limit may undercount. Each time costs a read of the window's hours.
+    #[serde(with = "humantime_serde")]
+    pub reseed_interval: Duration,
 }
 
 impl Default for LedgerConfig {
@@ -781,6 +786,7 @@ impl Default for LedgerConfig {
             alert_remaining_fraction: 0.2,
             alerts: BudgetAlertsConfig::default(),
             signal_max_age: Duration::from_millis(250),
+            reseed_interval: Duration::from_secs(600),
         }
     }
 }

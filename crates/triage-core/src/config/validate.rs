@@ -325,6 +325,9 @@ fn validate_ledger(l: &LedgerConfig, models: &BTreeMap<String, ModelConfig>) -> 
     if l.signal_max_age > std::time::Duration::from_secs(60) {
         return Err(("ledger.signal_max_age".into(), "must be at most 1m".into()));
     }
+    if !(std::time::Duration::from_secs(60)..=std::time::Duration::from_secs(86_400)).contains(&l.reseed_interval) {
+        return Err(("ledger.reseed_interval".into(), "must be within 1m..24h".into()));
+    }
     if !(0.0..=1.0).contains(&l.alert_remaining_fraction) {
         return Err(("ledger.alert_remaining_fraction".into(), "must be within 0..1".into()));
     }
@@ -421,5 +424,19 @@ mod ledger_alerts_tests {
         assert!(with("0s").unwrap().ledger.signal_max_age.is_zero(), "0 disables the cache");
         assert!(with("2m").unwrap_err().to_string().contains("ledger.signal_max_age"));
         assert!(with("fast").is_err());
+    }
+
+    #[test]
+    fn reseed_interval_defaults_to_10m_and_is_bounded() {
+        assert_eq!(Config::embedded_default().unwrap().ledger.reseed_interval.as_secs(), 600);
+        let with = |every: &str| {
+            let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
+            v["ledger"]["reseed_interval"] = serde_yaml::from_str(every).unwrap();
+            Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
+        };
+        assert_eq!(with("1h").unwrap().ledger.reseed_interval.as_secs(), 3_600);
+        for bad in ["30s", "2d"] {
+            assert!(with(bad).unwrap_err().to_string().contains("ledger.reseed_interval"), "{bad}");
+        }
     }
 }
