@@ -412,14 +412,17 @@ mod ledger_alerts_tests {
         }
     }
 
+    /// The embedded default with `ledger.<key>` set to `value` (YAML).
+    fn with_ledger(key: &str, value: &str) -> crate::Result<Config> {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
+        v["ledger"][key] = serde_yaml::from_str(value).unwrap();
+        Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
+    }
+
     #[test]
     fn signal_max_age_defaults_to_250ms_and_is_bounded() {
         assert_eq!(Config::embedded_default().unwrap().ledger.signal_max_age.as_millis(), 250);
-        let with = |age: &str| {
-            let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
-            v["ledger"]["signal_max_age"] = serde_yaml::from_str(age).unwrap();
-            Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
-        };
+        let with = |age: &str| with_ledger("signal_max_age", age);
         assert_eq!(with("1s").unwrap().ledger.signal_max_age.as_secs(), 1);
         assert!(with("0s").unwrap().ledger.signal_max_age.is_zero(), "0 disables the cache");
         assert!(with("2m").unwrap_err().to_string().contains("ledger.signal_max_age"));
@@ -429,14 +432,10 @@ mod ledger_alerts_tests {
     #[test]
     fn reseed_interval_defaults_to_10m_and_is_bounded() {
         assert_eq!(Config::embedded_default().unwrap().ledger.reseed_interval.as_secs(), 600);
-        let with = |every: &str| {
-            let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
-            v["ledger"]["reseed_interval"] = serde_yaml::from_str(every).unwrap();
-            Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
-        };
-        assert_eq!(with("1h").unwrap().ledger.reseed_interval.as_secs(), 3_600);
+        assert_eq!(with_ledger("reseed_interval", "1h").unwrap().ledger.reseed_interval.as_secs(), 3_600);
         for bad in ["30s", "2d"] {
-            assert!(with(bad).unwrap_err().to_string().contains("ledger.reseed_interval"), "{bad}");
+            let err = with_ledger("reseed_interval", bad).unwrap_err().to_string();
+            assert!(err.contains("ledger.reseed_interval"), "{bad}: {err}");
         }
     }
 }
