@@ -68,23 +68,39 @@ pub struct LocalStats {
 /// Keys remembered until a moment (the end of the window instance they stand for, or
 /// sooner), then forgotten.
 #[derive(Default)]
-pub(crate) struct WindowMarks(Mutex<HashMap<String, i64>>);
+pub(crate) struct WindowMarks(Mutex<Marks>);
+
+#[derive(Default)]
+struct Marks {
+    until: HashMap<String, i64>,
+    /// Size at which passed marks are next dropped: twice what was left the last time, so
+    /// many live marks (a limit per user) cost a sweep now and then, not one per mark.
+    prune_at: usize,
+}
 
 impl WindowMarks {
     /// Marks `key` until `until_unix_ms`; true when it was not marked (or no longer).
     pub fn mark(&self, key: &str, until_unix_ms: i64, now_unix_ms: i64) -> bool {
         let mut m = lock(&self.0);
-        if m.len() > 10_000 {
-            m.retain(|_, until| *until > now_unix_ms);
+        if m.until.len() >= m.prune_at.max(MIN_PRUNE) {
+            m.until.retain(|_, until| *until > now_unix_ms);
+            m.prune_at = 2 * m.until.len();
         }
-        m.insert(key.to_string(), until_unix_ms).is_none_or(|until| until <= now_unix_ms)
+        m.until.insert(key.to_string(), until_unix_ms).is_none_or(|until| until <= now_unix_ms)
     }
 
     /// True while `key` is marked.
     pub fn contains(&self, key: &str, now_unix_ms: i64) -> bool {
-        lock(&self.0).get(key).is_some_and(|until| *until > now_unix_ms)
+        lock(&self.0).until.get(key).is_some_and(|until| *until > now_unix_ms)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.0).until.len()
     }
 }
+
+const MIN_PRUNE: usize = 10_000;
 
 #[derive(Default)]
 pub(crate) struct Local {
@@ -187,5 +203,30 @@ impl Local {
             lost: Micros(self.lost.load(Ordering::SeqCst)),
             inflight: lock(&self.inflight).len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_expire_and_many_live_ones_are_not_swept_on_every_mark() {
+        let m = WindowMarks::default();
+        assert!(m.mark("a", 100, 0));
+        assert!(!m.mark("a", 100, 50), "still marked");
+        assert!(m.contains("a", 99) && !m.contains("a", 100));
+        assert!(m.mark("a", 300, 150), "expired marks count as new");
+        // 30,000 live marks: sweeps happen at 10,000 and 20,000 (nothing to drop), then
+        // the threshold doubles; the passed ones go at the next sweep.
+        for i in 0..30_000 {
+            m.mark(&format!("k{i}"), 1_000, 200);
+        }
+        assert_eq!(m.len(), 30_001);
+        for i in 0..20_000 {
+            m.mark(&format!("late{i}"), 5_000, 2_000);
+        }
+        assert!(m.len() < 30_000, "the 30,001 passed marks were dropped: {}", m.len());
+        assert!(m.contains("late0", 2_000) && !m.contains("k0", 2_000));
     }
 }
