@@ -246,8 +246,9 @@ impl RedisLedger {
     /// sets it to that sum before it checks the limit. Each instance does so on its first
     /// use of the counter, then every `ledger.reseed_interval`, which bounds how long a skew
     /// between gateways' configurations can undercount. A month's seed at its end reads 744
-    /// hours (~0.5 ms of Redis for a scope without any, ~1.5 ms with all: redis_cost.rs). The next hour goes along too: a gateway
-    /// whose clock runs ahead may already have charged it.
+    /// hours (~0.5 ms of Redis for a scope without any, ~1.5 ms with all: redis_cost.rs).
+    /// The next hour goes along too: a gateway whose clock runs ahead may already have
+    /// charged it.
     fn seeds(&self, plan: &[CounterPlan], now_unix_ms: i64) -> Result<Vec<(usize, Vec<String>)>> {
         let k = &self.inner.keys;
         plan.iter()

@@ -153,14 +153,14 @@ impl RedisLedger {
             for (kind, sets) in kinds.iter().zip(sets.chunks(per_kind)) {
                 let mut by_id: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
                 for (i, set) in sets.iter().enumerate() {
-                    for id in set {
-                        let hours_of = by_id.entry(id.as_str()).or_default();
+                    for member in set {
+                        let hours_of = by_id.entry(member.as_str()).or_default();
                         if let Some(h) = i.checked_sub(1).and_then(|h| hours.get(h)) {
                             hours_of.push(h);
                         }
                     }
                 }
-                rows.extend(by_id.into_iter().map(|(id, hs)| (kind.clone(), id.to_string(), hs)));
+                rows.extend(by_id.into_iter().map(|(member, hs)| (kind.clone(), member.to_string(), hs)));
             }
         } else {
             rows.extend(kinds.iter().map(|kind| (kind.clone(), id.to_string(), hours.iter().collect())));
@@ -265,8 +265,7 @@ impl RedisLedger {
 
     /// Committed cost per answering model in the `window` instance containing `now`
     /// (attributed to the model named at commit, which may differ from the reserved one
-    /// after failover).
-    /// Commits attribute to the hour; a day or month is the sum of its hours.
+    /// after failover). Commits attribute to the hour; a day or month is the sum of its hours.
     pub async fn model_spend_at(&self, window: Window, now_unix_ms: i64) -> Result<BTreeMap<String, CostSummary>> {
         let hours = Span::at(window, now_unix_ms)?.hours_through(now_unix_ms)?;
         let mut pipe = redis::pipe();
