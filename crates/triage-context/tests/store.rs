@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use prost::Message as _;
 use redis::AsyncCommands;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -154,11 +155,16 @@ async fn every_key_gets_the_configured_ttl_refreshed_on_append() {
         let ttl: i64 = raw.pttl(key).await.unwrap();
         assert!(ttl > 590_000 && ttl <= 600_000, "{key}: pttl {ttl}");
     }
-    // Shorten the TTL by hand; the next append sets it back to the full window.
-    let _: () = raw.pexpire(&keys.turns, 1_000).await.unwrap();
+    // Shorten the TTLs by hand; the next append sets every one back to the full window,
+    // the summary's too although the append does not touch it (summary.lua marked it).
+    for key in [&keys.meta, &keys.turns, &keys.commitments, &keys.summary] {
+        let _: () = raw.pexpire(key, 1_000).await.unwrap();
+    }
     ctx.append(append("acme", "ttl", vec![user("again")])).await.unwrap();
-    let ttl: i64 = raw.pttl(&keys.turns).await.unwrap();
-    assert!(ttl > 590_000, "refreshed: {ttl}");
+    for key in [&keys.meta, &keys.turns, &keys.commitments, &keys.summary] {
+        let ttl: i64 = raw.pttl(key).await.unwrap();
+        assert!(ttl > 590_000, "{key} refreshed: {ttl}");
+    }
 
     // Keys are namespaced by prefix, tenant and id, with a per-conversation hash tag.
     assert_eq!(keys.meta, "triage-test:ctx:{acme:ttl}:meta");
@@ -234,14 +240,9 @@ async fn create_and_read_are_one_round_trip_and_keep_an_owner_check() {
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut raw).await.unwrap();
     let created = ctx.get(pb::GetConversationRequest { create_if_missing: true, ..get("acme", "one") }).await.unwrap();
     assert_eq!(created.turn_count, 0);
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut raw).await.unwrap();
-    let calls = |cmd: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
-            .and_then(|rest| rest.split(',').next())
-            .map_or(0, |n| n.parse::<u64>().unwrap())
-    };
-    assert_eq!((calls("multi"), calls("exec"), calls("eval"), calls("evalsha")), (1, 1, 1, 0), "{info}");
+    let calls = command_calls(&mut raw).await;
+    let calls = |cmd: &str| calls.get(cmd).copied().unwrap_or(0);
+    assert_eq!((calls("multi"), calls("exec"), calls("eval"), calls("evalsha")), (1, 1, 1, 0));
 
     // A meta hash owned by another tenant (only a corrupt or hand-edited store has one):
     // the create inside the transaction refuses it and the caller sees not found.
@@ -250,4 +251,95 @@ async fn create_and_read_are_one_round_trip_and_keep_an_owner_check() {
     let err =
         ctx.get(pb::GetConversationRequest { create_if_missing: true, ..get("acme", "stolen") }).await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+}
+
+/// Calls per command since the last `CONFIG RESETSTAT` (`INFO commandstats`), commands run
+/// inside scripts included.
+async fn command_calls(raw: &mut redis::aio::MultiplexedConnection) -> HashMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(raw).await.unwrap();
+    info.lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter_map(|l| {
+            let (cmd, rest) = l.split_once(":calls=")?;
+            Some((cmd.to_string(), rest.split(',').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Commands an append made inside its script: every call but the script's own and the
+/// test's statistics commands.
+fn script_calls(calls: &HashMap<String, u64>) -> HashMap<String, u64> {
+    let outside = ["eval", "script", "config", "info"];
+    calls.iter().filter(|(cmd, _)| !outside.iter().any(|o| cmd.starts_with(o))).map(|(c, n)| (c.clone(), *n)).collect()
+}
+
+#[tokio::test]
+async fn an_append_writes_the_meta_hash_once_and_refreshes_only_keys_that_exist() {
+    let server = RedisServer::start().unwrap();
+    let ctx = store(&server, None, &config()).await;
+    let mut raw = redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    // Loads the script, so what is counted below is one append each.
+    ctx.append(append("acme", "warm", vec![user("hi")])).await.unwrap();
+
+    // A conversation's first turn, as every Route of a new conversation makes it.
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut raw).await.unwrap();
+    let first = pb::AppendRequest {
+        tokens: 18,
+        pin_model: FAST.into(),
+        pin_version: FAST_VERSION.into(),
+        pin_tier: 1,
+        ..append("acme", "new", vec![user("where is my order?"), assistant("shipped", FAST, FAST_VERSION)])
+    };
+    ctx.append(first).await.unwrap();
+    let calls = script_calls(&command_calls(&mut raw).await);
+    let expected: HashMap<String, u64> =
+        [("hmget", 1), ("rpush", 1), ("hset", 1), ("pexpire", 2)].map(|(c, n)| (c.to_string(), n)).into();
+    assert_eq!(calls, expected);
+
+    // A later turn adds its tokens to the count: one HINCRBY more.
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut raw).await.unwrap();
+    let second = pb::AppendRequest { tokens: 7, ..append("acme", "new", vec![user("thanks")]) };
+    ctx.append(second).await.unwrap();
+    let calls = script_calls(&command_calls(&mut raw).await);
+    let expected: HashMap<String, u64> = [("hmget", 1), ("rpush", 1), ("hset", 1), ("hincrby", 1), ("pexpire", 2)]
+        .map(|(c, n)| (c.to_string(), n))
+        .into();
+    assert_eq!(calls, expected);
+
+    let conv = ctx.get(get("acme", "new")).await.unwrap();
+    assert_eq!((conv.turn_count, conv.token_count, conv.escalations), (3, 25, 0));
+    assert_eq!((conv.pinned_model.as_str(), conv.pinned_version.as_str(), conv.tier), (FAST, FAST_VERSION, 1));
+}
+
+#[tokio::test]
+async fn a_conversation_stored_before_extras_existed_keeps_every_key_alive() {
+    let server = RedisServer::start().unwrap();
+    let ctx = store(&server, None, &config()).await;
+    let mut raw = redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    // What the previous append script left: a meta hash without `extras`, commitments and a
+    // summary, all close to expiring.
+    let keys = ctx.keys("acme", "old").unwrap();
+    let _: () = redis::pipe()
+        .hset_multiple(&keys.meta, &[("tenant", "acme"), ("id", "old"), ("created_at", "1"), ("turn_count", "0")])
+        .hset_multiple(&keys.meta, &[("token_count", "5"), ("escalations", "1")])
+        .rpush(&keys.commitments, pb::Commitment { text: "refund".into(), ..Default::default() }.encode_to_vec())
+        .set(&keys.summary, pb::HandoffSummary::default().encode_to_vec())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for key in [&keys.meta, &keys.commitments, &keys.summary] {
+        let _: () = raw.pexpire(key, 1_000).await.unwrap();
+    }
+
+    ctx.append(pb::AppendRequest { tokens: 3, escalation: true, ..append("acme", "old", vec![user("hi")]) })
+        .await
+        .unwrap();
+    for key in [&keys.meta, &keys.turns, &keys.commitments, &keys.summary] {
+        let ttl: i64 = raw.pttl(key).await.unwrap();
+        assert!(ttl > 3_500_000, "{key}: pttl {ttl}");
+    }
+    let extras: String = raw.hget(&keys.meta, "extras").await.unwrap();
+    assert_eq!(extras, "cs");
+    let conv = ctx.get(get("acme", "old")).await.unwrap();
+    assert_eq!((conv.turn_count, conv.token_count, conv.escalations, conv.commitments.len()), (1, 8, 2, 1));
 }

@@ -13,6 +13,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic_health::ServingStatus;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+mod coalesce;
+
 /// A channel whose every request carries the caller's trace context.
 pub type TracedChannel = InterceptedService<Channel, TraceInterceptor>;
 
@@ -160,7 +162,12 @@ pub async fn serve(
 
     // TCP_NODELAY on every accepted connection: the builder's `tcp_nodelay` is ignored with a
     // custom incoming stream, and Nagle + delayed ACK hold small HTTP/2 frames for ~40 ms.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Writes gathered until h2 flushes, so a small unary answer and its trailers share one
+    // write (see `coalesce`).
+    let incoming = tokio_stream::StreamExt::map(
+        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        |conn| conn.map(coalesce::Coalescing::new),
+    );
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let drained = CancellationToken::new();
     let signal = {

@@ -235,6 +235,27 @@ const KINDS: [(&str, &str); 5] =
     [("global", ""), ("tenant", "acme"), ("user", "acme:u1"), ("model", "fast"), ("conversation", "acme:c1")];
 
 #[tokio::test]
+async fn a_new_conversations_first_charge_sets_its_counter_up_without_asking_for_its_ttl() {
+    let redis = RedisServer::start().unwrap();
+    let mut c = conn(&redis).await;
+    let cfg = config(vec![limit("tenant", None, Window::Day, 1_000_000)], FailMode::Closed);
+    let (l, _, _) = ledger_at(redis.url(), &cfg, "w");
+    assert!(l.reserve(reserve("r1", 200, scopes("acme", "u1", "fast", "c1"))).await.unwrap().granted);
+    l.commit(commit("r1", 100)).await.unwrap();
+
+    // Most Routes start a conversation, so its hour counter is new at every commit.
+    reset_stats(&mut c).await;
+    assert!(l.reserve(reserve("r2", 200, scopes("acme", "u1", "fast", "c2"))).await.unwrap().granted);
+    l.commit(commit("r2", 100)).await.unwrap();
+    let stats = commandstats(&mut c).await;
+    // The one PTTL is reserve's, on the limited tenant day counter: every reservation on it
+    // had been settled, so its `reserved` went from 0 and reserve asks whether it is new.
+    assert_eq!(calls(&stats, "pttl"), 1, "{stats:?}");
+    assert_set_up(&mut c, &l, "conversation", "acme:c2", W::Hour).await;
+    assert_eq!(row(&l, "conversation", "acme:c2", "hour").await.spent_micros, 100);
+}
+
+#[tokio::test]
 async fn counters_are_set_up_once_and_again_when_redis_lost_them() {
     let redis = RedisServer::start().unwrap();
     let mut c = conn(&redis).await;

@@ -8,16 +8,19 @@
 --       6 pin version, 7 pin tier, 8 tokens to add, 9 escalation ('1' or '0'),
 --       10 message count n, 11 .. 10+n encoded Messages, then encoded Commitments.
 -- Returns the number of turns stored after the append.
+--
+-- Every Route runs this, and Redis's time goes mostly to the interpreter (~1 us per
+-- redis.call), so the meta hash is written in one HSET and only keys that exist get their
+-- TTL refreshed: the meta field `extras` names the optional ones ('c' commitments, 's'
+-- summary; summary.lua adds 's'). A conversation stored before `extras` existed has it
+-- looked up once here.
 
-local owner = redis.call('HGET', KEYS[1], 'tenant')
+local meta = redis.call('HMGET', KEYS[1], 'tenant', 'extras')
+local owner, extras = meta[1], meta[2]
 -- Keys already embed the tenant; this is the second lock on the door, in case a key
 -- scheme change ever lets two tenants map to one key.
 if owner and owner ~= ARGV[1] then
   return redis.error_reply('TENANT_MISMATCH conversation belongs to another tenant')
-end
-if not owner then
-  redis.call('HSET', KEYS[1], 'tenant', ARGV[1], 'id', ARGV[2], 'created_at', ARGV[3],
-    'turn_count', 0, 'token_count', 0, 'escalations', 0)
 end
 
 local n = tonumber(ARGV[10])
@@ -27,23 +30,61 @@ if n > 0 then
 else
   count = redis.call('LLEN', KEYS[2])
 end
-redis.call('HSET', KEYS[1], 'turn_count', count, 'updated_at', ARGV[3])
 
-if ARGV[8] ~= '0' then
-  redis.call('HINCRBY', KEYS[1], 'token_count', ARGV[8])
+local fields = { 'turn_count', count, 'updated_at', ARGV[3] }
+local function set(field, value)
+  fields[#fields + 1] = field
+  fields[#fields + 1] = value
+end
+local extras_changed = false
+if not owner then
+  set('tenant', ARGV[1])
+  set('id', ARGV[2])
+  set('created_at', ARGV[3])
+  set('token_count', ARGV[8])
+  set('escalations', ARGV[9])
+  extras, extras_changed = '', true
+else
+  if not extras then
+    extras = ''
+    if redis.call('EXISTS', KEYS[3]) == 1 then
+      extras = extras .. 'c'
+    end
+    if redis.call('EXISTS', KEYS[4]) == 1 then
+      extras = extras .. 's'
+    end
+    extras_changed = true
+  end
+  if ARGV[8] ~= '0' then
+    redis.call('HINCRBY', KEYS[1], 'token_count', ARGV[8])
+  end
+  if ARGV[9] == '1' then
+    redis.call('HINCRBY', KEYS[1], 'escalations', 1)
+  end
 end
 if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'pinned_model', ARGV[5], 'pinned_version', ARGV[6], 'tier', ARGV[7])
-end
-if ARGV[9] == '1' then
-  redis.call('HINCRBY', KEYS[1], 'escalations', 1)
+  set('pinned_model', ARGV[5])
+  set('pinned_version', ARGV[6])
+  set('tier', ARGV[7])
 end
 if #ARGV > 10 + n then
   redis.call('RPUSH', KEYS[3], unpack(ARGV, 11 + n, #ARGV))
+  if not string.find(extras, 'c', 1, true) then
+    extras, extras_changed = extras .. 'c', true
+  end
 end
+if extras_changed then
+  set('extras', extras)
+end
+redis.call('HSET', KEYS[1], unpack(fields))
 
 -- Every key of the conversation expires together, counted from its last activity.
-for i = 1, 4 do
-  redis.call('PEXPIRE', KEYS[i], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if string.find(extras, 'c', 1, true) then
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+if string.find(extras, 's', 1, true) then
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
 end
 return count

@@ -13,6 +13,6 @@ if owner then
   return 0
 end
 redis.call('HSET', KEYS[1], 'tenant', ARGV[1], 'id', ARGV[2], 'created_at', ARGV[3],
-  'turn_count', 0, 'token_count', 0, 'escalations', 0)
+  'turn_count', 0, 'token_count', 0, 'escalations', 0, 'extras', '')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1

@@ -21,8 +21,10 @@
 -- Counter TTLs are absolute moments (window end + retention) that reserve already set for
 -- the counters holding the reservation, so a charge does not set them again: only when this
 -- commit is the counter's first (`requests` becomes 1: new, which counters without a limit
--- always are at their first charge, or recreated after Redis lost it) and it has none, or
--- when charging without a record. Setting a counter up also enters it in the report indexes.
+-- always are at their first charge, or recreated after Redis lost it), or when charging
+-- without a record. Setting a counter up also enters it in the report indexes. A counter
+-- reserve set up is set up again at its first charge, once per window: asking whether it
+-- has a TTL would cost every new counter (a new conversation's, on every Route) a call.
 -- Only the counters the record marks `held` free the reservation (see reserve.lua).
 -- Model attribution hashes likewise get their TTL when a model's first request in the window
 -- creates its fields. Conversation attribution and margin hashes slide: refreshed each time.
@@ -71,7 +73,7 @@ local function charge_counters(free_amount, held, always_set_up)
       after[i] = tonumber(redis.call('HGET', k, 'spent') or '0')
     end
     local first = redis.call('HINCRBY', k, 'requests', 1) == 1
-    if always_set_up or (first and redis.call('PTTL', k) == -1) then
+    if always_set_up or first then
       if ARGV[10 + i] ~= '0' then
         redis.call('PEXPIRE', k, ARGV[10 + i])
       end
