@@ -12,6 +12,7 @@
 #
 # Usage: scripts/bench.sh [--split | --floor K] [--quick] [--duration S] [--rates "500 1000 2000"]
 #                         [--concurrency N] [--workers N] [--out PREFIX] [--no-build] [--hold]
+#                         [--triage PATH]
 #   --split        every service in its own process (six, same Redis), at 1000 req/s unless
 #                  --rates says otherwise
 #   --floor K      measures triage-floor instead of Triage: the same serving code, K Redis
@@ -25,6 +26,8 @@
 #   --no-build     uses the release binaries already in $CARGO_TARGET_DIR
 #   --hold         starts and warms the stack, prints its addresses and PIDs, and waits
 #                  (for perf, strace or a load generator of your own) until interrupted
+#   --triage PATH  serves with this triage binary instead of the release build (A/B runs of
+#                  two commits: scripts/bench-ab.sh)
 # The Markdown table goes to stdout, progress to stderr. Every process started here is
 # stopped on exit. Numbers only mean something on an otherwise idle machine.
 set -euo pipefail
@@ -41,7 +44,8 @@ build=1
 hold=0
 out=""
 floor=""
-usage() { sed -n '13,29p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+triage_override=""
+usage() { sed -n '13,32p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) duration="${2:?--duration needs seconds}"; shift 2 ;;
@@ -54,6 +58,7 @@ while [[ $# -gt 0 ]]; do
     --quick) quick=1; shift ;;
     --no-build) build=0; shift ;;
     --hold) hold=1; shift ;;
+    --triage) triage_override="${2:?--triage needs a binary}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; usage; exit 2 ;;
   esac
@@ -142,7 +147,9 @@ if [[ $build -eq 1 ]]; then
   cargo build --release --locked -p triage -p triage-testkit --bins >&2
 fi
 bin="$CARGO_TARGET_DIR/release"
-for b in triage triage-load triage-floor fake-upstream; do [[ -x "$bin/$b" ]] || die "$bin/$b missing after the build"; done
+for b in triage-load triage-floor fake-upstream; do [[ -x "$bin/$b" ]] || die "$bin/$b missing after the build"; done
+triage="${triage_override:-$bin/triage}"
+[[ -x "$triage" ]] || die "$triage missing or not executable"
 
 tools="$HOME/.cache/triage/tools"
 oha="$tools/bin/oha"
@@ -253,13 +260,13 @@ EOF
 for s in gateway classifier policy backends context ledger; do
   printf "  %s: { listen: '127.0.0.1:%s', connect: 'http://127.0.0.1:%s' }\n" "$s" "${port[$s]}" "${port[$s]}" >>"$work/triage.yaml"
 done
-"$bin/triage" config check "$work/triage.yaml" >&2 || die "generated config rejected: $work/triage.yaml"
+"$triage" config check "$work/triage.yaml" >&2 || die "generated config rejected: $work/triage.yaml"
 
 # --- the gateway ------------------------------------------------------------------------------
 serve() { # $1: target
   env -u TRIAGE_REDIS_URL -u TRIAGE_CONFIG -u OTEL_EXPORTER_OTLP_ENDPOINT \
     TRIAGE_HOME="$root" RUST_LOG=warn TRIAGE_BENCH_UPSTREAM_KEY=bench-key TOKIO_WORKER_THREADS="$workers" \
-    "$bin/triage" --config "$work/triage.yaml" serve --target "$1" >"$work/serve-$1.log" 2>&1 &
+    "$triage" --config "$work/triage.yaml" serve --target "$1" >"$work/serve-$1.log" 2>&1 &
   pids+=($!)
   serve_pid[$1]=$!
 }
@@ -309,7 +316,7 @@ done
 grep -q '"content"' "$work/warm-http.out" || die "unexpected reply from $direct_url"
 # What is measured is what was meant: the fake-upstream model answered, not a fallback, and
 # the classifier labelled the turn (no degraded classification). The floor classifies nothing.
-[[ -n "$floor" ]] || "$bin/triage" route "$query" --json --addr "$grpc_url" >"$work/check.json" 2>>"$work/load.log" \
+[[ -n "$floor" ]] || "$triage" route "$query" --json --addr "$grpc_url" >"$work/check.json" 2>>"$work/load.log" \
   || die "triage route failed (see $work/load.log)"
 [[ -n "$floor" ]] || python3 - "$work/check.json" <<'PY' || die "the check Route did not go as configured: $work/check.json"
 import json, sys
@@ -397,6 +404,7 @@ fi
 mkdir -p "$(dirname "$out")"
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git -C "$root" diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+[[ -n "$triage_override" ]] && commit="$commit, triage binary $triage_override"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 printf '%s\n' "${runs[@]}" >"$work/runs.txt"
 printf '%s\n' "${rss_lines[@]}" >"$work/rss.txt"

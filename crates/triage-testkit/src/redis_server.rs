@@ -14,12 +14,38 @@ fn binary() -> String {
     std::env::var("TRIAGE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
 }
 
+/// Runs redis-server under a shell that kills it as soon as its stdin (a pipe from this
+/// process) closes: on [`RedisServer::stop`], and also when the test process exits without
+/// dropping the server, as a server shared by every case of a property test in a `static`
+/// does. Without it each such test left a redis-server running after the run.
+const SUPERVISOR: &str = r#"exec 3<&0 </dev/null
+"$@" & server=$!
+{ read -r _ <&3; kill -KILL "$server" 2>/dev/null; } &
+wait "$server""#;
+
+/// Whether `bin` (a path, or a name looked up in PATH) is a file: the shell would otherwise
+/// turn a missing binary into a server that never answers.
+fn exists(bin: &str) -> bool {
+    if bin.contains('/') {
+        return std::path::Path::new(bin).is_file();
+    }
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(bin).is_file()))
+}
+
 fn spawn(port: u16, dir: &std::path::Path) -> std::io::Result<Child> {
     let bin = binary();
-    Command::new(&bin)
+    if !exists(&bin) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("cannot start {bin}: not found (run scripts/setup.sh)"),
+        ));
+    }
+    Command::new("sh")
+        .args(["-c", SUPERVISOR, "sh", &bin])
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -79,7 +105,18 @@ impl RedisServer {
     /// Stops the server (to test Redis outages); `restart` brings it back on the same port.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
+            // Closing the pipe is the signal (see `SUPERVISOR`); the shell exits once the
+            // server is gone, so the port is free when this returns.
+            drop(c.stdin.take());
+            let start = Instant::now();
+            while matches!(c.try_wait(), Ok(None)) {
+                if start.elapsed() > Duration::from_secs(5) {
+                    // Not expected; never hang a test run on it.
+                    let _ = c.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let _ = c.wait();
         }
     }
