@@ -14,6 +14,8 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export TRIAGE_HOME="$root"
 
 step() { echo; echo "== $* ($(date +%T))"; }
+step "shell scripts parse (bash -n)"
+for f in scripts/*.sh .ci/run; do bash -n "$f"; done
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy -D warnings"
