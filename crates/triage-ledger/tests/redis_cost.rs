@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use triage_core::config::{FailMode, Window};
+use triage_core::config::{FailMode, LedgerConfig, Window};
 use triage_ledger::window::{Span, Window as W};
 use triage_ledger::{Ledger, LedgerOptions, ManualClock, RedisLedger};
 use triage_proto::pb;
@@ -234,12 +234,19 @@ async fn assert_set_up(c: &mut redis::aio::MultiplexedConnection, l: &RedisLedge
 const KINDS: [(&str, &str); 5] =
     [("global", ""), ("tenant", "acme"), ("user", "acme:u1"), ("model", "fast"), ("conversation", "acme:c1")];
 
-#[tokio::test]
-async fn a_new_conversations_first_charge_sets_its_counter_up_without_asking_for_its_ttl() {
+/// A private Redis, a connection to it and a ledger with one limit (per tenant and day): what
+/// the counter tests below start from. `cfg` builds more ledgers on the same Redis.
+async fn with_a_tenant_day_limit() -> (RedisServer, redis::aio::MultiplexedConnection, LedgerConfig, RedisLedger) {
     let redis = RedisServer::start().unwrap();
-    let mut c = conn(&redis).await;
+    let c = conn(&redis).await;
     let cfg = config(vec![limit("tenant", None, Window::Day, 1_000_000)], FailMode::Closed);
     let (l, _, _) = ledger_at(redis.url(), &cfg, "w");
+    (redis, c, cfg, l)
+}
+
+#[tokio::test]
+async fn a_new_conversations_first_charge_sets_its_counter_up_without_asking_for_its_ttl() {
+    let (_redis, mut c, _, l) = with_a_tenant_day_limit().await;
     assert!(l.reserve(reserve("r1", 200, scopes("acme", "u1", "fast", "c1"))).await.unwrap().granted);
     l.commit(commit("r1", 100)).await.unwrap();
 
@@ -257,10 +264,7 @@ async fn a_new_conversations_first_charge_sets_its_counter_up_without_asking_for
 
 #[tokio::test]
 async fn counters_are_set_up_once_and_again_when_redis_lost_them() {
-    let redis = RedisServer::start().unwrap();
-    let mut c = conn(&redis).await;
-    let cfg = config(vec![limit("tenant", None, Window::Day, 1_000_000)], FailMode::Closed);
-    let (l, _, _) = ledger_at(redis.url(), &cfg, "w");
+    let (redis, mut c, cfg, l) = with_a_tenant_day_limit().await;
     let s = scopes("acme", "u1", "fast", "c1");
 
     assert!(l.reserve(reserve("r1", 200, s.clone())).await.unwrap().granted);
