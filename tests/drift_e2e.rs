@@ -12,8 +12,7 @@ use triage_core::config::{ProviderConfig, SecretRef};
 use triage_testkit::{FakeOpenAi, Reply};
 
 fn repo() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("../..")
+    triage_testkit::repo_root()
 }
 
 fn triage(args: &[&str], config: &Path) -> Output {

@@ -14,8 +14,7 @@ use triage_testkit::{RedisServer, free_port};
 pub const SERVICES: [&str; 6] = ["gateway", "classifier", "policy", "backends", "context", "ledger"];
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("../..")
+    triage_testkit::repo_root()
 }
 
 /// True when the model files are present (CI fetches them in scripts/setup.sh).

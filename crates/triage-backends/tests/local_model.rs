@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use triage_backends::Backends;
 
 fn gguf() -> Option<PathBuf> {
-    let p = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("../../models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let p = triage_testkit::repo_root().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
     p.is_file().then_some(p)
 }
 

@@ -7,14 +7,11 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 use triage_backends::Backends;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mistralrs_engine_unary_stream_and_schema() {
-    let path =
-        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-            .join("../../models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = triage_testkit::repo_root().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(path.is_file(), "{} missing: run scripts/fetch-models.sh", path.display());
     let m = M {
         name: "gpu-smollm2",

@@ -385,10 +385,7 @@ mod tests {
     use super::*;
 
     fn model_dir() -> Option<std::path::PathBuf> {
-        let dir = std::path::PathBuf::from(
-            std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-        )
-        .join("../../models/all-minilm-l6-v2");
+        let dir = triage_testkit::repo_root().join("models/all-minilm-l6-v2");
         Encoder::files_present(&dir).then_some(dir)
     }
 

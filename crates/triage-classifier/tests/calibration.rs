@@ -1,22 +1,19 @@
 //! Quality of the committed heads on the held-out test split: calibration (ECE) and the
 //! expensive error. The full numbers come from the eval-classifier benchmark.
 
-use std::path::PathBuf;
 use triage_classifier::EmbeddedClassifier;
 use triage_classifier::dataset;
 
 #[test]
 fn test_split_is_calibrated() -> Result<(), Box<dyn std::error::Error>> {
-    let root =
-        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()));
-    let dir = root.join("../../models/all-minilm-l6-v2");
+    let dir = triage_testkit::repo_root().join("models/all-minilm-l6-v2");
     if !triage_classifier::encoder::Encoder::files_present(&dir) {
         eprintln!("SKIPPED: encoder files missing in {} (run scripts/fetch-models.sh)", dir.display());
         return Ok(());
     }
     let c = EmbeddedClassifier::new(&dir, None, 4)?;
-    let test: Vec<_> =
-        dataset::load(&root.join("data/queries.jsonl"))?.into_iter().filter(|e| e.split == "test").collect();
+    let data = triage_testkit::repo_root().join("crates/triage-classifier/data/queries.jsonl");
+    let test: Vec<_> = dataset::load(&data)?.into_iter().filter(|e| e.split == "test").collect();
     assert!(test.len() >= 300, "test split too small: {}", test.len());
     let preds = test.iter().map(|e| c.classify_blocking(&e.query, &e.history_pb())).collect::<Result<Vec<_>, _>>()?;
     let r = dataset::report(&test, &preds);
@@ -35,9 +32,7 @@ fn test_split_is_calibrated() -> Result<(), Box<dyn std::error::Error>> {
 
 #[test]
 fn data_file_is_well_formed() -> Result<(), Box<dyn std::error::Error>> {
-    let root =
-        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()));
-    let all = dataset::load(&root.join("data/queries.jsonl"))?;
+    let all = dataset::load(&triage_testkit::repo_root().join("crates/triage-classifier/data/queries.jsonl"))?;
     assert!(all.len() >= 2000, "{} examples", all.len());
     let mut test_templates = std::collections::HashSet::new();
     let mut train_templates = std::collections::HashSet::new();

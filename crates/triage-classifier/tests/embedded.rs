@@ -7,10 +7,9 @@ use triage_classifier::{BatchConfig, Classifier, EmbeddedClassifier};
 use triage_proto::pb;
 
 fn encoder_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("TRIAGE_ENCODER_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-            .join("../../models/all-minilm-l6-v2")
-    });
+    let dir = std::env::var_os("TRIAGE_ENCODER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| triage_testkit::repo_root().join("models/all-minilm-l6-v2"));
     if triage_classifier::encoder::Encoder::files_present(&dir) {
         Some(dir)
     } else {

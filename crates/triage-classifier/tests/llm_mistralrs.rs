@@ -12,8 +12,7 @@ use triage_classifier::llm_mistralrs::MistralRsChat;
 use triage_proto::pb;
 
 fn gguf() -> PathBuf {
-    let p = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("../../models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let p = triage_testkit::repo_root().join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(p.exists(), "{} missing: run scripts/fetch-models.sh", p.display());
     p
 }

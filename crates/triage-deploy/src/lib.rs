@@ -11,13 +11,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The repository root (two levels above this crate). The path cargo passes when it runs
-/// the tests comes first: one compiled in is stale when a shared target directory reuses a
-/// build made in another clone.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("../..")
-}
+pub use triage_testkit::repo_root;
 
 /// The chart directory, `helm/triage`.
 pub fn chart_dir() -> PathBuf {

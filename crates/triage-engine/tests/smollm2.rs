@@ -17,11 +17,7 @@ fn find_model() -> Option<PathBuf> {
     if let Ok(home) = std::env::var("TRIAGE_HOME") {
         candidates.push(Path::new(&home).join("models").join(RELATIVE));
     }
-    candidates.push(
-        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-            .join("../../models")
-            .join(RELATIVE),
-    );
+    candidates.push(triage_testkit::repo_root().join("models").join(RELATIVE));
     candidates.push(Path::new("/work/main/models").join(RELATIVE));
     candidates.into_iter().find(|p| p.is_file())
 }

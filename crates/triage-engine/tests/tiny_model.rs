@@ -8,8 +8,7 @@ use std::sync::{Arc, OnceLock};
 use triage_engine::{ChatMessage, Error, GenerateParams, Generation, LocalLlm, StopReason};
 
 fn fixture_path() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("tests/fixtures/tiny-llama.gguf")
+    triage_testkit::repo_root().join("crates/triage-engine/tests/fixtures/tiny-llama.gguf")
 }
 
 fn model() -> &'static LocalLlm {
@@ -224,9 +223,7 @@ fn load_errors_are_reported() {
 /// package is missing (`pip install gguf==0.19.0`).
 #[test]
 fn fixture_generator_reproduces_an_equivalent_model() {
-    let script =
-        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-            .join("tests/fixtures/make_tiny_gguf.py");
+    let script = triage_testkit::repo_root().join("crates/triage-engine/tests/fixtures/make_tiny_gguf.py");
     let has_gguf =
         std::process::Command::new("python3").args(["-c", "import gguf"]).output().is_ok_and(|o| o.status.success());
     if !has_gguf {

@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use triage_core::Config;
 use triage_core::config::{ClassifierKind, Lifecycle, ProviderConfig, SecretRef};
@@ -20,8 +19,7 @@ use triage_proto::pb::router_server::Router as _;
 use triage_testkit::{FakeOpenAi, Fault, RedisServer, Reply};
 
 fn dashboard() -> serde_json::Value {
-    let p = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("../../deploy/grafana/triage-dashboard.json");
+    let p = triage_testkit::repo_root().join("deploy/grafana/triage-dashboard.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 

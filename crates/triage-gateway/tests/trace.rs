@@ -14,8 +14,7 @@ use triage_gateway::Gateway;
 use triage_proto::pb;
 
 fn root() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("../..")
+    triage_testkit::repo_root()
 }
 
 // current_thread: the subscriber below is thread-local, and every task must see it.

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-        .join("../..")
+    triage_testkit::repo_root()
 }
 
 #[test]

@@ -12,6 +12,16 @@ pub use fake_anthropic::FakeAnthropic;
 pub use fake_openai::FakeOpenAi;
 pub use redis_server::RedisServer;
 
+/// The repository root, two levels above the manifest directory of the crate under test.
+/// The directory cargo passes when it runs a test comes first: the one compiled in is stale
+/// when a shared target directory reuses a build made in another clone of the repository.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
+}
+
 /// A free TCP port on 127.0.0.1 (bound then released; good enough for test processes).
 ///
 /// Ports come from below Linux's ephemeral range (32768-60999), so the outgoing connections

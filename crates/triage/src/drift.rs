@@ -315,9 +315,7 @@ mod tests {
 
     #[test]
     fn the_shipped_suite_parses_with_three_languages() {
-        let p =
-            PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
-                .join("../../config/drift-suite.yaml");
+        let p = triage_testkit::repo_root().join("config/drift-suite.yaml");
         let s = read_suite(&p).unwrap();
         assert!(s.queries.len() >= 18, "{}", s.queries.len());
         let text = std::fs::read_to_string(&p).unwrap();
