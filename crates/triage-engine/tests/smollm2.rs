@@ -18,7 +18,6 @@ fn find_model() -> Option<PathBuf> {
         candidates.push(Path::new(&home).join("models").join(RELATIVE));
     }
     candidates.push(triage_testkit::repo_root().join("models").join(RELATIVE));
-    candidates.push(Path::new("/work/main/models").join(RELATIVE));
     candidates.into_iter().find(|p| p.is_file())
 }
 

@@ -144,8 +144,10 @@ impl RedisLedger {
             let mut pipe = redis::pipe();
             for kind in kinds {
                 pipe.smembers(k.ids(kind, span));
-                for h in hours.iter().filter(|_| summed) {
-                    pipe.smembers(k.ids(kind, h));
+                if summed {
+                    for h in &hours {
+                        pipe.smembers(k.ids(kind, h));
+                    }
                 }
             }
             let sets: Vec<Vec<String>> = if kinds.is_empty() { Vec::new() } else { self.inner.query(&pipe).await? };
