@@ -279,7 +279,7 @@ async fn a_route_dropped_after_the_model_answered_is_still_charged() {
 
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let spent = ledger.conversation_spend("conv-paid").await.unwrap();
+        let spent = ledger.conversation_spend("acme:conv-paid").await.unwrap();
         // Charged once, as answered (the fast tier's model here is priced at zero).
         if let Some(c) = spent.filter(|c| c.cost.requests == 1) {
             assert!(!c.last_model.is_empty(), "{c:?}");

@@ -16,8 +16,8 @@
 //!                                                        seeded (day/month: set from hours)
 //! {P:ledger}:ids:<kind>:<window>:<window_id>       set   ids of the kind charged in that window
 //! {P:ledger}:attr:model:hour:<window_id>           hash  spent:<model>, requests:<model>
-//! {P:ledger}:attr:conv:<conversation_id>           hash  spent, requests, model
-//! {P:ledger}:margin:<conversation scope id>         hash  revenue (latest), cost (all windows)
+//! {P:ledger}:margin:<conversation scope id>         hash  cost, requests (all windows), model
+//!                                                        (last to answer), revenue (latest)
 //! {P:ledger}:alert:<kind>:<window>:<window_id>:<ppm>:<id>  string  threshold alert sent (SET NX)
 //! ```
 //! Kinds contain no `:` and window ids have none, so the id (which may, `tenant:user`) is
@@ -83,15 +83,11 @@ impl KeyLayout {
     pub fn model_attribution(&self, span: &Span) -> String {
         format!("{}:attr:model:{}:{}", self.base, span.window.as_str(), span.id)
     }
-
-    /// Spend of one conversation.
-    pub fn conversation(&self, conversation_id: &str) -> String {
-        format!("{}:attr:conv:{conversation_id}", self.base)
-    }
 }
 
 impl KeyLayout {
-    /// Revenue and whole committed cost of one conversation scope (`tenant:conversation`).
+    /// Whole committed cost, requests, last answering model and revenue of one conversation
+    /// scope (`tenant:conversation`). Its cost over every window is what the margin needs.
     pub fn margin(&self, conversation_scope_id: &str) -> String {
         format!("{}:margin:{conversation_scope_id}", self.base)
     }

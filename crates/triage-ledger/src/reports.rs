@@ -20,8 +20,8 @@ pub struct CostSummary {
     pub requests: u64,
 }
 
-/// Spend of one conversation id as named in Commit (revenue and margin are reported per
-/// conversation scope, in the Spend rows of kind `conversation`).
+/// Whole-life spend of one conversation scope (its revenue and margin are reported in the
+/// Spend rows of kind `conversation`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConversationCost {
     /// Committed spend and requests.
@@ -293,18 +293,19 @@ impl RedisLedger {
         self.model_spend_at(window, self.now_unix_ms()).await
     }
 
-    /// Committed cost of one conversation (as named in Commit), if any was committed in
-    /// the last 90 days.
-    pub async fn conversation_spend(&self, conversation_id: &str) -> Result<Option<ConversationCost>> {
+    /// Committed cost of one conversation scope (`tenant:conversation`, as reserved), if any
+    /// was committed in the last 90 days. Conversation ids are the callers', so only the
+    /// scope, which carries the tenant, names one conversation.
+    pub async fn conversation_spend(&self, conversation_scope_id: &str) -> Result<Option<ConversationCost>> {
         let mut pipe = redis::pipe();
-        pipe.hgetall(self.inner.keys.conversation(conversation_id));
+        pipe.hgetall(self.inner.keys.margin(conversation_scope_id));
         let (fields,): (HashMap<String, String>,) = self.inner.query(&pipe).await?;
         if fields.is_empty() {
             return Ok(None);
         }
         let num = |f: &str| fields.get(f).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
         Ok(Some(ConversationCost {
-            cost: CostSummary { spent: Micros(num("spent")), requests: u64::try_from(num("requests")).unwrap_or(0) },
+            cost: CostSummary { spent: Micros(num("cost")), requests: u64::try_from(num("requests")).unwrap_or(0) },
             last_model: fields.get("model").cloned().unwrap_or_default(),
         }))
     }

@@ -69,7 +69,6 @@ impl RedisLedger {
         let hour = Span::current(Window::Hour, now_unix_ms).map_err(|e| StoreFail::Broken(e.to_string()))?;
         let mut inv = COMMIT.prepare_invoke();
         inv.key(k.record(&req.request_id)).key(k.deadlines()).key(k.model_attribution(&hour));
-        inv.key(k.conversation(&req.conversation_id));
         for c in counters {
             inv.key(&c.key);
         }
@@ -90,7 +89,6 @@ impl RedisLedger {
             .arg(now_unix_ms)
             .arg(RECORD_RETENTION_MS)
             .arg(&req.model)
-            .arg(&req.conversation_id)
             .arg(CONVERSATION_RETENTION_MS)
             .arg(self.ttl_until(hour.expire_at_unix_ms()));
         inv.arg(counters.len()).arg(if direct { "1" } else { "0" });
@@ -100,7 +98,7 @@ impl RedisLedger {
         for i in &index {
             inv.arg(&i.kind).arg(&i.id);
         }
-        // Last: the margin hash of every conversation scope charged, revenue, their count.
+        // Last: the hash of every conversation scope charged, revenue, their count.
         let mut conversations: Vec<&str> = counters
             .iter()
             .filter_map(|c| k.parse_counter(&c.key))

@@ -57,9 +57,9 @@ async fn reserve_commit_release_happy_path() {
     let models = l.model_spend(Window::Month).await.unwrap();
     assert_eq!(models["fast"].spent.0, 120_000);
     assert_eq!(models["fast"].requests, 1);
-    let conv = l.conversation_spend("c1").await.unwrap().unwrap();
+    let conv = l.conversation_spend("acme:c1").await.unwrap().unwrap();
     assert_eq!((conv.cost.spent.0, conv.cost.requests, conv.last_model.as_str()), (120_000, 1, "fast"));
-    assert!(l.conversation_spend("nope").await.unwrap().is_none());
+    assert!(l.conversation_spend("acme:nope").await.unwrap().is_none());
     let budget = l.budget_remaining(&s).await.unwrap();
     assert_eq!(budget.len(), 1);
     assert!((budget["tenant:acme/day"] - 0.88).abs() < 1e-12, "{budget:?}");

@@ -21,6 +21,31 @@ async fn margins(l: &RedisLedger, id: &str) -> Vec<(Option<i64>, Option<i64>)> {
     r.await.unwrap().rows.iter().map(|r| (r.revenue_micros, r.margin_micros)).collect()
 }
 
+/// Conversation ids are the callers': two tenants may both call theirs `c1`. Each keeps
+/// its own whole-life cost, requests and last model (one hash per conversation scope,
+/// written by the commit that charges it).
+#[tokio::test]
+async fn one_conversation_id_in_two_tenants_is_two_conversations() {
+    let redis = RedisServer::start().unwrap();
+    let cfg = config(vec![], FailMode::Closed);
+    let (l, _, _) = ledger_at(redis.url(), &cfg, "t");
+    assert!(l.reserve(reserve("a1", 1_000, scopes("acme", "u1", "fast", "c1"))).await.unwrap().granted);
+    assert_eq!(l.commit(commit("a1", 100)).await.unwrap().charged_micros, 100);
+    assert!(l.reserve(reserve("a2", 1_000, scopes("acme", "u1", "fast", "c1"))).await.unwrap().granted);
+    assert_eq!(l.commit(commit("a2", 20)).await.unwrap().charged_micros, 20);
+    assert!(l.reserve(reserve("b1", 1_000, scopes("globex", "u1", "fast", "c1"))).await.unwrap().granted);
+    let other = pb::CommitRequest { model: "slow".into(), ..commit_with_revenue("b1", 7, 50) };
+    assert_eq!(l.commit(other).await.unwrap().charged_micros, 7);
+
+    let acme = l.conversation_spend("acme:c1").await.unwrap().unwrap();
+    assert_eq!((acme.cost.spent.0, acme.cost.requests, acme.last_model.as_str()), (120, 2, "fast"));
+    let globex = l.conversation_spend("globex:c1").await.unwrap().unwrap();
+    assert_eq!((globex.cost.spent.0, globex.cost.requests, globex.last_model.as_str()), (7, 1, "slow"));
+    assert_eq!(margins(&l, "globex:c1").await, vec![(Some(50), Some(43)); 3]);
+    assert_eq!(margins(&l, "acme:c1").await, vec![(None, None); 3]);
+    assert!(l.conversation_spend("c1").await.unwrap().is_none(), "the bare id names no conversation");
+}
+
 #[tokio::test]
 async fn margin_is_latest_revenue_minus_whole_conversation_cost() {
     let redis = RedisServer::start().unwrap();

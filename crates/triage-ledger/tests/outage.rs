@@ -99,7 +99,7 @@ async fn fail_open_counts_unaccounted_spend_and_reconciles_exactly() {
     assert_eq!((g.spent_micros, g.reserved_micros, g.requests), (charged, 0, 8));
     assert_eq!(totals(&l, "tenant", "acme", "hour").await, (charged, 0));
     assert_eq!(l.model_spend(Window::Day).await.unwrap()["fast"].spent.0, charged);
-    assert_eq!(l.conversation_spend("c1").await.unwrap().unwrap().cost.spent.0, charged);
+    assert_eq!(l.conversation_spend("acme:c1").await.unwrap().unwrap().cost.spent.0, charged);
     // The open unaccounted reservation still commits exactly once after recovery.
     assert_eq!(l.commit(commit("r9", 5)).await.unwrap().charged_micros, 5);
     assert!(l.commit(commit("r9", 5)).await.unwrap().already_committed);

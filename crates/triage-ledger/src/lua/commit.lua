@@ -1,17 +1,16 @@
 -- Commit: charge the actual cost once and free the reservation.
 -- KEYS[1] record, KEYS[2] deadlines, KEYS[3] model attribution of the hour (days and
--- months are summed from hours when reported), KEYS[4] conversation attribution,
--- KEYS[4+i] counter i (i = 1..n), KEYS[5+n] kinds set and KEYS[5+n+i] the id-index set of
--- counter i.
+-- months are summed from hours when reported), KEYS[3+i] counter i (i = 1..n), KEYS[4+n]
+-- kinds set and KEYS[4+n+i] the id-index set of counter i.
 -- ARGV[1] request id, [2] actual (decimal), [3] now ms, [4] record retention ms, [5] model,
--- [6] conversation id ('' none), [7] conversation retention ms, [8] attribution TTL ms,
--- [9] n, [10] '1' when the caller reserved these counters itself (it may then
--- charge them even if the record is gone: Redis lost it, or the reservation never reached
--- Redis in a fail-open outage), [10+i] TTL of counter i ('0': unknown, keep its TTL),
--- [10+n+2i-1] scope kind and [10+n+2i] scope id of counter i.
--- Always last: the m conversation margin hashes are the last m KEYS; ARGV[#ARGV-2] is the
--- counter keys encoded as in the record (built by the caller from the same list as KEYS),
--- ARGV[#ARGV-1] the revenue ('' none) and ARGV[#ARGV] is m.
+-- [6] conversation retention ms, [7] attribution TTL ms, [8] n, [9] '1' when the caller
+-- reserved these counters itself (it may then charge them even if the record is gone:
+-- Redis lost it, or the reservation never reached Redis in a fail-open outage), [9+i] TTL of
+-- counter i ('0': unknown, keep its TTL), [9+n+2i-1] scope kind and [9+n+2i] scope id of
+-- counter i.
+-- Always last: the m conversation hashes (one per conversation scope charged) are the last
+-- m KEYS; ARGV[#ARGV-2] is the counter keys encoded as in the record (built by the caller
+-- from the same list as KEYS), ARGV[#ARGV-1] the revenue ('' none) and ARGV[#ARGV] is m.
 -- Returns {code, charged, was_expired, spent_1 .. spent_n [, reserved_1 .. reserved_n]}:
 -- 1 committed, 2 already committed, 3 released earlier (nothing charged), 4 no record, 5 keys
 -- differ from the record, 6 charged without a record; spent_i is counter i's spent after a
@@ -27,8 +26,8 @@
 -- has a TTL would cost every new counter (a new conversation's, on every Route) a call.
 -- Only the counters the record marks `held` free the reservation (see reserve.lua).
 -- Model attribution hashes likewise get their TTL when a model's first request in the window
--- creates its fields. Conversation attribution and margin hashes slide: refreshed each time.
-local n = tonumber(ARGV[9])
+-- creates its fields. Conversation hashes slide: refreshed each time.
+local n = tonumber(ARGV[8])
 local actual = ARGV[2]
 local m = tonumber(ARGV[#ARGV])
 local revenue = ARGV[#ARGV - 1]
@@ -41,14 +40,14 @@ local encoded_keys = ARGV[#ARGV - 2]
 -- id set, which lives as long as the counter).
 local kinds_added = {}
 local function index(i)
-  local kind = ARGV[10 + n + 2 * i - 1]
+  local kind = ARGV[9 + n + 2 * i - 1]
   if not kinds_added[kind] then
     kinds_added[kind] = true
-    redis.call('SADD', KEYS[5 + n], kind)
+    redis.call('SADD', KEYS[4 + n], kind)
   end
-  redis.call('SADD', KEYS[5 + n + i], ARGV[10 + n + 2 * i])
-  if ARGV[10 + i] ~= '0' then
-    redis.call('PEXPIRE', KEYS[5 + n + i], ARGV[10 + i])
+  redis.call('SADD', KEYS[4 + n + i], ARGV[9 + n + 2 * i])
+  if ARGV[9 + i] ~= '0' then
+    redis.call('PEXPIRE', KEYS[4 + n + i], ARGV[9 + i])
   end
 end
 
@@ -57,7 +56,7 @@ end
 local function charge_counters(free_amount, held, always_set_up)
   local freeing = free_amount and free_amount ~= '0'
   for i = 1, n do
-    local k = KEYS[4 + i]
+    local k = KEYS[3 + i]
     if freeing then
       if holds(held, i) then
         -- Negate as a string: "-0" is not an integer to Redis, and Lua number formatting
@@ -74,8 +73,8 @@ local function charge_counters(free_amount, held, always_set_up)
     end
     local first = redis.call('HINCRBY', k, 'requests', 1) == 1
     if always_set_up or first then
-      if ARGV[10 + i] ~= '0' then
-        redis.call('PEXPIRE', k, ARGV[10 + i])
+      if ARGV[9 + i] ~= '0' then
+        redis.call('PEXPIRE', k, ARGV[9 + i])
       end
       index(i)
     end
@@ -89,27 +88,24 @@ local function attribute(model)
   if model and model ~= '' then
     redis.call('HINCRBY', KEYS[3], 'spent:' .. model, actual)
     if redis.call('HINCRBY', KEYS[3], 'requests:' .. model, 1) == 1 then
-      redis.call('PEXPIRE', KEYS[3], ARGV[8])
+      redis.call('PEXPIRE', KEYS[3], ARGV[7])
     end
-  end
-  if ARGV[6] ~= '' then
-    redis.call('HINCRBY', KEYS[4], 'spent', actual)
-    redis.call('HINCRBY', KEYS[4], 'requests', 1)
-    redis.call('HSET', KEYS[4], 'model', model or '')
-    redis.call('PEXPIRE', KEYS[4], ARGV[7])
   end
 end
 
--- Conversation margin: whole cost of each conversation scope charged, and its latest
--- revenue when the caller sent one.
-local function margin()
+-- Each conversation scope charged: its whole cost and requests over every window, the
+-- model that answered last, and its latest revenue when the caller sent one (the margin).
+local function conversations(model)
   for j = 1, m do
     local k = KEYS[#KEYS - m + j]
     redis.call('HINCRBY', k, 'cost', actual)
+    redis.call('HINCRBY', k, 'requests', 1)
     if revenue ~= '' then
-      redis.call('HSET', k, 'revenue', revenue)
+      redis.call('HSET', k, 'model', model or '', 'revenue', revenue)
+    else
+      redis.call('HSET', k, 'model', model or '')
     end
-    redis.call('PEXPIRE', k, ARGV[7])
+    redis.call('PEXPIRE', k, ARGV[6])
   end
 end
 
@@ -129,7 +125,7 @@ end
 local rec = redis.call('HMGET', KEYS[1], 'state', 'keys', 'amount', 'model', 'held')
 local state = rec[1]
 if not state then
-  if ARGV[10] ~= '1' or n == 0 then
+  if ARGV[9] ~= '1' or n == 0 then
     return { 4, 0, 0 }
   end
   charge_counters(nil, nil, true)
@@ -138,7 +134,7 @@ if not state then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('ZREM', KEYS[2], ARGV[1])
   attribute(ARGV[5])
-  margin()
+  conversations(ARGV[5])
   return charged(6, 0)
 end
 if state == 'committed' then
@@ -167,5 +163,5 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'committed', 'actual', actual, 'committed', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 attribute(model)
-margin()
+conversations(model)
 return charged(1, was_expired)
