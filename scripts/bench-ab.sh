@@ -6,7 +6,11 @@
 # from /proc the CPU each process spent per Route: Triage, Redis, the fake upstream and the
 # load generator. With --syscalls, perf stat also counts the gateway's and Redis's syscalls
 # per Route (socket writes and reads, epoll waits, context switches), which unlike CPU time
-# do not depend on how fast the machine is that minute.
+# do not depend on how fast the machine is that minute. The summary also gives Triage's and
+# Redis's CPU per Route relative to that of the fake upstream and the load generator in the
+# same run: those two are the same binaries in A and B, so the machine's speed of the minute
+# cancels out of the ratio (in 2026-12-06's runs the fixed processes' CPU per Route swung by
+# up to 40 % between rounds, and throughput with it).
 #
 # Usage: scripts/bench-ab.sh BASE NEW [--rounds N] [--rates "2000 0"] [--duration S]
 #                            [--concurrency N] [--syscalls]
@@ -22,7 +26,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-usage() { sed -n '11,20p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '15,24p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 [[ $# -ge 2 ]] || { usage; exit 2; }
 base="$1" new="$2"; shift 2
 rounds=4 rates="2000 0" duration=10 concurrency=50 syscalls=0
@@ -147,6 +151,17 @@ done
 python3 - "$work/runs.jsonl" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
+
+
+def relative(r, proc):
+    c = r["cpu_us_per_route"]
+    return c[proc] / max(c["upstream"] + c["load"], 1e-9)
+
+
+def stat3(vals):
+    return f"{statistics.mean(vals):.3f} / {statistics.median(vals):.3f}"
+
+
 print("\nper binary and rate: mean / median over the rounds")
 for rate in sorted({r["rate"] for r in runs}, key=lambda x: (x == 0, x)):
     name = "saturation" if rate == 0 else f"{rate} req/s"
@@ -158,6 +173,9 @@ for rate in sorted({r["rate"] for r in runs}, key=lambda x: (x == 0, x)):
               f"p99 ms {stat([r['p99_ms'] for r in rs])}  "
               f"triage us {stat([r['cpu_us_per_route']['triage'] for r in rs])}  "
               f"redis us {stat([r['cpu_us_per_route']['redis'] for r in rs])}")
+        print(f"  {'':12} {b}: relative to upstream + load CPU: "
+              f"triage {stat3([relative(r, 'triage') for r in rs])}  redis {stat3([relative(r, 'redis') for r in rs])}  "
+              f"both {stat3([relative(r, 'triage') + relative(r, 'redis') for r in rs])}")
     pairs = {}
     for r in runs:
         if r["rate"] == rate:
@@ -166,4 +184,7 @@ for rate in sorted({r["rate"] for r in runs}, key=lambda x: (x == 0, x)):
     won = sum(1 for p in pairs.values() if len(p) == 2 and key(p["B"]) > key(p["A"]))
     what = "higher throughput" if rate == 0 else "less Triage + Redis CPU per Route"
     print(f"  {name:12} B had {what} in {won} of {len(pairs)} rounds")
+    both = lambda r: relative(r, "triage") + relative(r, "redis")
+    less = sum(1 for p in pairs.values() if len(p) == 2 and both(p["B"]) < both(p["A"]))
+    print(f"  {name:12} B had less Triage + Redis CPU relative to upstream + load in {less} of {len(pairs)} rounds")
 PY
