@@ -10,7 +10,7 @@ use common::*;
 use redis::AsyncCommands;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use triage_testkit::{FakeOpenAi, free_port};
+use triage_testkit::{FakeOpenAi, Fault, free_port};
 
 async fn trips(redis: &mut redis::aio::MultiplexedConnection) -> i64 {
     redis.get::<_, Option<i64>>("floor:trips").await.unwrap().unwrap_or(0)
@@ -64,4 +64,60 @@ async fn the_floor_makes_k_round_trips_and_one_upstream_call_per_request() {
     floor.terminate();
     let status = floor.wait_exit(Duration::from_secs(10)).expect("triage-floor stops on SIGTERM");
     assert!(status.success(), "{status}: {}", floor.log_text());
+}
+
+/// `triage-load` (the gRPC side of `scripts/bench.sh`) keeps two histograms: successes in
+/// `latency_ms`, and every call in `latency_all_ms`, a failure counted until it failed, so a
+/// server that times out cannot look fast by answering nothing.
+#[tokio::test]
+async fn triage_load_counts_failed_calls_in_the_every_call_percentiles_only() {
+    let redis_server = redis();
+    let fake = FakeOpenAi::start().await.unwrap();
+    let grpc_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("floor.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_triage-floor"))
+        .args(["--grpc-listen", &format!("127.0.0.1:{grpc_port}")])
+        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--redis", &redis_server.url(), "--upstream", &fake.base_url(), "--redis-trips", "1"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut floor = Process { child, log };
+    let grpc = format!("http://127.0.0.1:{grpc_port}");
+    wait_serving(&grpc, "triage.v1.Router", &mut floor).await;
+    // Off the test's runtime thread: the fake upstream is served from it.
+    let load = |timeout: &'static str| {
+        let grpc = grpc.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_triage-load"))
+                .args(["--addr", &grpc, "--rate", "0", "--concurrency", "2", "--duration", "1", "--timeout", timeout])
+                .stderr(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        })
+    };
+
+    // Every call hangs upstream and ends at the client's 200 ms timeout.
+    fake.set_mode(Some(Fault::Hang));
+    let hung = load("0.2").await.unwrap();
+    let requests = hung["requests"].as_u64().unwrap();
+    assert!(requests >= 2, "{hung}");
+    assert_eq!((hung["ok"].as_u64(), hung["errors"].as_u64()), (Some(0), Some(requests)), "{hung}");
+    assert_eq!(hung["latency_ms"]["p99"], 0.0, "no success to report: {hung}");
+    let all_p50 = hung["latency_all_ms"]["p50"].as_f64().unwrap();
+    assert!((190.0..1_000.0).contains(&all_p50), "failures count until they failed: {hung}");
+
+    // Healthy again: both histograms hold the same calls.
+    fake.set_mode(None);
+    let healthy = load("5").await.unwrap();
+    assert!(healthy["ok"].as_u64().unwrap() > 0, "{healthy}");
+    assert_eq!(healthy["errors"], 0, "{healthy}");
+    assert_eq!(healthy["latency_ms"], healthy["latency_all_ms"], "{healthy}");
+
+    floor.terminate();
+    assert!(floor.wait_exit(Duration::from_secs(10)).is_some(), "{}", floor.log_text());
 }

@@ -12,10 +12,12 @@
 //! `--rate 0` every worker sends back to back, without sleeping (saturation: the maximum
 //! throughput).
 //!
-//! Latencies of successful calls go into an HDR histogram (microseconds, 3 significant
-//! digits). The result is one JSON object on stdout:
+//! Latencies go into HDR histograms (microseconds, 3 significant digits): `latency_ms` of the
+//! successful calls, `latency_all_ms` of every call, failures (timeouts included) counted
+//! until they failed, so a server that fails fast cannot look quick and one that fails slowly
+//! cannot hide its tail. The result is one JSON object on stdout:
 //! `{"requests", "ok", "errors", "error_kinds", "throughput_rps", "latency_ms": {"p50", "p90",
-//! "p99", "p99.9", "max", "mean"}, ...}`; progress goes to stderr.
+//! "p99", "p99.9", "max", "mean"}, "latency_all_ms": {...}, ...}`; progress goes to stderr.
 //!
 //! `--warm` first sends each distinct query once (retrying until the gateway answers, up to
 //! `--warm-timeout`), so the classifier's Redis cache holds every label before measuring;
@@ -92,7 +94,10 @@ struct Args {
 
 /// What one worker saw.
 struct WorkerResult {
+    /// Successful calls.
     hist: Histogram<u64>,
+    /// Every call, failed ones until they failed.
+    all: Histogram<u64>,
     requests: u64,
     errors: BTreeMap<String, u64>,
 }
@@ -198,7 +203,7 @@ async fn worker(
     start: Instant,
     end: Instant,
 ) -> Result<WorkerResult> {
-    let mut out = WorkerResult { hist: new_hist()?, requests: 0, errors: BTreeMap::new() };
+    let mut out = WorkerResult { hist: new_hist()?, all: new_hist()?, requests: 0, errors: BTreeMap::new() };
     let timeout = Duration::from_secs_f64(args.timeout);
     let workers = args.concurrency.max(1);
     let mut n = index;
@@ -228,11 +233,11 @@ async fn worker(
         let req = request(&args, &queries[n % queries.len()])?;
         n += workers;
         out.requests += 1;
-        match call(&mut client, req, timeout).await {
-            Ok(()) => {
-                let us = u64::try_from(from.elapsed().as_micros()).unwrap_or(u64::MAX);
-                out.hist.saturating_record(us.max(1));
-            }
+        let res = call(&mut client, req, timeout).await;
+        let us = u64::try_from(from.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+        out.all.saturating_record(us);
+        match res {
+            Ok(()) => out.hist.saturating_record(us),
             Err(kind) => *out.errors.entry(kind).or_default() += 1,
         }
         free_at = Instant::now();
@@ -243,6 +248,18 @@ async fn worker(
 /// Microseconds as milliseconds.
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
+}
+
+/// The reported percentiles of a histogram, in milliseconds (all zero when it is empty).
+fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
+    serde_json::json!({
+        "p50": ms(h.value_at_quantile(0.50)),
+        "p90": ms(h.value_at_quantile(0.90)),
+        "p99": ms(h.value_at_quantile(0.99)),
+        "p99.9": ms(h.value_at_quantile(0.999)),
+        "max": ms(h.max()),
+        "mean": h.mean().round() / 1000.0,
+    })
 }
 
 #[tokio::main]
@@ -280,11 +297,12 @@ async fn main() -> Result<()> {
         let client = clients[i % clients.len()].clone();
         tasks.spawn(worker(args.clone(), client, queries.clone(), i, start, end));
     }
-    let mut hist = new_hist()?;
+    let (mut hist, mut all) = (new_hist()?, new_hist()?);
     let (mut requests, mut errors) = (0u64, BTreeMap::<String, u64>::new());
     while let Some(res) = tasks.join_next().await {
         let r = res.context("worker panicked")??;
         hist.add(&r.hist).context("merging histograms")?;
+        all.add(&r.all).context("merging histograms")?;
         requests += r.requests;
         for (k, v) in r.errors {
             *errors.entry(k).or_default() += v;
@@ -305,14 +323,8 @@ async fn main() -> Result<()> {
         "errors": error_count,
         "error_kinds": errors,
         "throughput_rps": ok as f64 / elapsed,
-        "latency_ms": {
-            "p50": ms(hist.value_at_quantile(0.50)),
-            "p90": ms(hist.value_at_quantile(0.90)),
-            "p99": ms(hist.value_at_quantile(0.99)),
-            "p99.9": ms(hist.value_at_quantile(0.999)),
-            "max": ms(hist.max()),
-            "mean": hist.mean().round() / 1000.0,
-        },
+        "latency_ms": percentiles(&hist),
+        "latency_all_ms": percentiles(&all),
     });
     println!("{result}");
     Ok(())
