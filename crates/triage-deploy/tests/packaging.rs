@@ -138,3 +138,62 @@ fn setup_pins_the_tools_the_checks_use() {
     assert!(setup.contains("kubernetes-validate==$kv_want") && setup.contains("kv_want=\"1.37.0\""));
     assert!(setup.contains("sha256"), "extracted binaries are checksummed");
 }
+
+/// Every key of the config, as the embedded default serializes it, has a row in the README's
+/// config table: as itself, grouped (`a.b.c` / `.d`), under a documented parent (`a.b` for a
+/// structured value), as the prefix of an optional section's rows (`a.b.c` for an unset
+/// `a.b`), or in a pattern row (`models.NAME.tier`, `services.SERVICE.listen`,
+/// `auth.rate_limits.tenants.NAME`, `ledger.limits[]`).
+#[test]
+fn readme_documents_every_config_key() {
+    let config = triage_core::config::Config::embedded_default().unwrap();
+    let value = serde_json::to_value(&config).unwrap();
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(map) if !map.is_empty() => {
+                for (k, x) in map {
+                    walk(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, x, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+    let mut paths = BTreeSet::new();
+    walk("", &value, &mut paths);
+    assert!(paths.len() > 100, "{paths:?}");
+    let readme = read("README.md");
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    let generic = |path: &str| -> String {
+        let parts: Vec<&str> = path.split('.').collect();
+        let mut parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        match parts.as_slice() {
+            [m, ..] if m == "models" && parts.len() > 1 => parts[1] = "NAME".into(),
+            [s, svc, ..] if s == "services" && svc != "tls" => parts[1] = "SERVICE".into(),
+            [a, r, t, ..] if a == "auth" && r == "rate_limits" && t == "tenants" && parts.len() > 3 => {
+                parts[3] = "NAME".into()
+            }
+            _ => {}
+        }
+        parts.join(".")
+    };
+    let row_documents = |key: &str| {
+        let (prefix, last) = key.rsplit_once('.').unwrap_or(("", key));
+        rows.iter().any(|l| {
+            l.contains(&format!("`{key}`"))
+                || l.contains(&format!("`{key}[]`"))
+                || (l.contains(&format!("`{prefix}."))
+                    && (l.contains(&format!("`.{last}`")) || l.contains(&format!("`.{last}."))))
+        })
+    };
+    let documented = |path: &str| {
+        let key = generic(path);
+        let parts: Vec<&str> = key.split('.').collect();
+        let ancestor = (2..=parts.len()).any(|n| row_documents(&parts[..n].join(".")));
+        let section = rows.iter().any(|l| l.starts_with(&format!("| `{key}.")));
+        ancestor || section
+    };
+    let missing: Vec<&String> = paths.iter().filter(|p| !documented(p)).collect();
+    assert!(missing.is_empty(), "README.md's config table does not document: {missing:?}");
+}

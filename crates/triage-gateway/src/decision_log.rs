@@ -1,6 +1,7 @@
 //! Every Route writes one decision record: to a per-request key (for Explain), to a
-//! capped Redis stream (for tools that follow decisions as they happen) and, when
-//! `telemetry.decision_log_files` is set, to rotating JSONL files (see [`files`]).
+//! capped Redis stream (for tools that follow decisions as they happen), both sized by
+//! `telemetry.decision_records`, and, when `telemetry.decision_log_files` is set, to rotating
+//! JSONL files (see [`files`]).
 //!
 //! Records are written by one background writer per process, many to a Redis round trip,
 //! so a Route does not wait for its record: under load one pipeline carries every record
@@ -15,10 +16,8 @@ use redis::aio::ConnectionManager;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 use triage_core::Config;
+use triage_core::config::DecisionRecordsConfig;
 use triage_proto::pb;
-
-const RECORD_TTL_SECS: u64 = 7 * 24 * 3600;
-const STREAM_MAXLEN: u64 = 100_000;
 /// Records waiting for the writer before a Route waits for room.
 const QUEUE: usize = 8_192;
 /// Records per Redis pipeline at most.
@@ -36,14 +35,40 @@ pub struct DecisionLog {
     redis: ConnectionManager,
     prefix: String,
     files: Option<files::FileSink>,
+    retention: Retention,
     /// Started on first use, so a log can be built outside a runtime.
     writer: Arc<OnceLock<mpsc::Sender<Job>>>,
+}
+
+/// How long records stay and how many the stream keeps (`telemetry.decision_records`).
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    ttl_ms: u64,
+    stream_max_len: u64,
+}
+
+impl From<&DecisionRecordsConfig> for Retention {
+    fn from(c: &DecisionRecordsConfig) -> Self {
+        Self { ttl_ms: u64::try_from(c.ttl.as_millis()).unwrap_or(u64::MAX).max(1), stream_max_len: c.stream_max_len }
+    }
 }
 
 impl DecisionLog {
     /// A log under `prefix` in `redis`.
     pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
-        Self { redis, prefix: prefix.to_string(), files: None, writer: Arc::new(OnceLock::new()) }
+        Self {
+            redis,
+            prefix: prefix.to_string(),
+            files: None,
+            retention: (&DecisionRecordsConfig::default()).into(),
+            writer: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Keeps records as `config.telemetry.decision_records` says (before the first write).
+    pub fn with_retention(mut self, config: &Config) -> Self {
+        self.retention = (&config.telemetry.decision_records).into();
+        self
     }
 
     /// Also appends every record to the JSONL files of `telemetry.decision_log_files`, when
@@ -67,7 +92,12 @@ impl DecisionLog {
     fn writer(&self) -> &mpsc::Sender<Job> {
         self.writer.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            let sink = Sink { redis: self.redis.clone(), prefix: self.prefix.clone(), files: self.files.clone() };
+            let sink = Sink {
+                redis: self.redis.clone(),
+                prefix: self.prefix.clone(),
+                files: self.files.clone(),
+                retention: self.retention,
+            };
             tokio::spawn(sink.run(rx));
             tx
         })
@@ -140,6 +170,7 @@ struct Sink {
     redis: ConnectionManager,
     prefix: String,
     files: Option<files::FileSink>,
+    retention: Retention,
 }
 
 impl Sink {
@@ -180,21 +211,19 @@ impl Sink {
                 return false;
             }
         };
-        pipe.cmd("SET")
-            .arg(key(&self.prefix, &rec.request_id))
-            .arg(&json)
-            .arg("EX")
-            .arg(RECORD_TTL_SECS)
-            .ignore()
-            .cmd("XADD")
-            .arg(stream_key(&self.prefix))
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(STREAM_MAXLEN)
-            .arg("*")
-            .arg("record")
-            .arg(&json)
-            .ignore();
+        let Retention { ttl_ms, stream_max_len } = self.retention;
+        pipe.cmd("SET").arg(key(&self.prefix, &rec.request_id)).arg(&json).arg("PX").arg(ttl_ms).ignore();
+        if stream_max_len > 0 {
+            pipe.cmd("XADD")
+                .arg(stream_key(&self.prefix))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(stream_max_len)
+                .arg("*")
+                .arg("record")
+                .arg(&json)
+                .ignore();
+        }
         if let Some(files) = &self.files {
             files.push(json);
         }

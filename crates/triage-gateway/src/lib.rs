@@ -63,7 +63,7 @@ impl Gateway {
         let catalog = arc_swap::ArcSwap::from_pointee(Catalog::from_config(&config));
         let prefix = config.redis.key_prefix.clone();
         Arc::new(Gateway {
-            log: DecisionLog::new(redis.clone(), &prefix).with_files(&config),
+            log: DecisionLog::new(redis.clone(), &prefix).with_retention(&config).with_files(&config),
             load: LoadTracker::new(config.server.capacity),
             signals: signals::ModelSignals::new(services.backends.clone()),
             services,

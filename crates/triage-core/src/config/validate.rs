@@ -4,6 +4,7 @@
 use super::types::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 type Invalid = (String, String);
 
@@ -72,6 +73,15 @@ pub(super) fn validate(cfg: &Config) -> Result<(), Invalid> {
 }
 
 fn validate_telemetry(t: &TelemetryConfig) -> Result<(), Invalid> {
+    let records = &t.decision_records;
+    // Feedback arrives after the answer, often minutes later; past a year a record is an
+    // archive, which the JSONL files are for.
+    if records.ttl < Duration::from_secs(60) || records.ttl > Duration::from_secs(366 * 24 * 3600) {
+        return Err(("telemetry.decision_records.ttl".into(), "must be 1m..366d".into()));
+    }
+    if records.stream_max_len > 100_000_000 {
+        return Err(("telemetry.decision_records.stream_max_len".into(), "must be at most 100000000".into()));
+    }
     let Some(f) = &t.decision_log_files else { return Ok(()) };
     let at = |k: &str| format!("telemetry.decision_log_files.{k}");
     if f.dir.as_os_str().is_empty() {
@@ -362,6 +372,28 @@ mod telemetry_tests {
         let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
         v["telemetry"]["decision_log_files"] = serde_yaml::from_str(files).unwrap();
         Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
+    }
+
+    fn with_records(records: &str) -> crate::Result<Config> {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
+        v["telemetry"]["decision_records"] = serde_yaml::from_str(records).unwrap();
+        Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
+    }
+
+    #[test]
+    fn decision_record_retention_has_defaults_and_is_checked() {
+        let d = Config::embedded_default().unwrap().telemetry.decision_records;
+        assert_eq!((d.ttl, d.stream_max_len), (std::time::Duration::from_secs(7 * 86_400), 100_000));
+        let r = with_records("{ttl: 36h, stream_max_len: 0}").unwrap().telemetry.decision_records;
+        assert_eq!((r.ttl, r.stream_max_len), (std::time::Duration::from_secs(36 * 3600), 0));
+        let err = with_records("{ttl: 10s}").unwrap_err().to_string();
+        assert!(err.contains("telemetry.decision_records.ttl") && err.contains("1m..366d"), "{err}");
+        let err = with_records("{ttl: 400d}").unwrap_err().to_string();
+        assert!(err.contains("telemetry.decision_records.ttl"), "{err}");
+        let err = with_records("{stream_max_len: 1000000000}").unwrap_err().to_string();
+        assert!(err.contains("telemetry.decision_records.stream_max_len"), "{err}");
+        let err = with_records("{max_len: 5}").unwrap_err().to_string();
+        assert!(err.contains("max_len"), "{err}");
     }
 
     #[test]

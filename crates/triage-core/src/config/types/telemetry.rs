@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Logs and traces.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -15,6 +16,8 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: Option<String>,
     /// `service.name` of exported traces.
     pub service_name: String,
+    /// How long decision records stay in Redis, and how many the live stream keeps.
+    pub decision_records: DecisionRecordsConfig,
     /// Decision records also appended to rotating JSONL files (none by default).
     pub decision_log_files: Option<DecisionLogFilesConfig>,
 }
@@ -26,8 +29,29 @@ impl Default for TelemetryConfig {
             log_filter: "info".into(),
             otlp_endpoint: None,
             service_name: "triage".into(),
+            decision_records: DecisionRecordsConfig::default(),
             decision_log_files: None,
         }
+    }
+}
+
+/// Decision records in Redis: one key per request, which Explain and Feedback read, and a
+/// capped stream for tools that follow decisions as they happen. Each record is about 1-2 KB
+/// (turn and reply are cut at 2,000 bytes each), and it is stored in both, so Redis holds
+/// about `record size x (requests per ttl + stream_max_len)` of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecisionRecordsConfig {
+    /// How long a request's record can be explained and given feedback.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Entries the stream keeps (about: it is trimmed in whole nodes); 0 writes no stream.
+    pub stream_max_len: u64,
+}
+
+impl Default for DecisionRecordsConfig {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(7 * 24 * 3600), stream_max_len: 100_000 }
     }
 }
 

@@ -1,0 +1,42 @@
+//! Decision records in Redis are kept as `telemetry.decision_records` says: each request's
+//! record for its `ttl`, and the live stream only when it has a length.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use redis::AsyncCommands;
+use std::sync::Arc;
+use std::time::Duration;
+use triage_proto::pb;
+use triage_testkit::{FakeOpenAi, RedisServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_keep_their_configured_ttl_and_a_zero_length_stream_is_not_written() {
+    let redis = RedisServer::start().unwrap();
+    let fake = FakeOpenAi::start().await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("key");
+    std::fs::write(&key, "k").unwrap();
+    let mut config = common::config_on(&fake, &redis, &key);
+    config.telemetry.decision_records.ttl = Duration::from_secs(90 * 60);
+    config.telemetry.decision_records.stream_max_len = 0;
+    let gw = common::local_gateway(&Arc::new(config), &redis, "dr").await;
+
+    let mut ids = Vec::new();
+    for turn in ["Where is my order 1234?", "What are your opening hours?"] {
+        let r = gw.route("acme", pb::RouteRequest { turn: turn.into(), max_tokens: 8, ..Default::default() }).await;
+        ids.push(r.unwrap().request_id);
+    }
+    gw.flush_decisions().await;
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for id in &ids {
+        assert_eq!(&gw.decision_log().get("acme", id).await.unwrap().request_id, id, "Explain reads it");
+        let found: Vec<String> = conn.keys(format!("*:decision:{id}")).await.unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let ttl_ms: i64 = conn.pttl(&found[0]).await.unwrap();
+        assert!((89 * 60_000..=90 * 60_000).contains(&ttl_ms), "ttl {ttl_ms} ms, want 90 min");
+    }
+    let stream: bool = conn.exists(gw.decision_log().stream_key()).await.unwrap();
+    assert!(!stream, "stream_max_len 0 writes no stream");
+}
