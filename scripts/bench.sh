@@ -12,7 +12,7 @@
 #
 # Usage: scripts/bench.sh [--split | --floor K] [--quick] [--duration S] [--rates "500 1000 2000"]
 #                         [--concurrency N] [--workers N] [--out PREFIX] [--no-build] [--hold]
-#                         [--triage PATH]
+#                         [--triage PATH] [--log-filter F]
 #   --split        every service in its own process (six, same Redis), at 1000 req/s unless
 #                  --rates says otherwise
 #   --floor K      measures triage-floor instead of Triage: the same serving code, K Redis
@@ -28,6 +28,8 @@
 #                  (for perf, strace or a load generator of your own) until interrupted
 #   --triage PATH  serves with this triage binary instead of the release build (A/B runs of
 #                  two commits: scripts/bench-ab.sh)
+#   --log-filter F RUST_LOG of the triage processes (default warn; `info` adds the gateway's
+#                  line per Route, as the product's default config logs)
 # The Markdown table goes to stdout, progress to stderr. Every process started here is
 # stopped on exit. Numbers only mean something on an otherwise idle machine.
 set -euo pipefail
@@ -45,7 +47,8 @@ hold=0
 out=""
 floor=""
 triage_override=""
-usage() { sed -n '13,32p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+log_filter=warn
+usage() { sed -n '13,34p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) duration="${2:?--duration needs seconds}"; shift 2 ;;
@@ -59,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) build=0; shift ;;
     --hold) hold=1; shift ;;
     --triage) triage_override="${2:?--triage needs a binary}"; shift 2 ;;
+    --log-filter) log_filter="${2:?--log-filter needs a filter}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; usage; exit 2 ;;
   esac
@@ -265,7 +269,7 @@ done
 # --- the gateway ------------------------------------------------------------------------------
 serve() { # $1: target
   env -u TRIAGE_REDIS_URL -u TRIAGE_CONFIG -u OTEL_EXPORTER_OTLP_ENDPOINT \
-    TRIAGE_HOME="$root" RUST_LOG=warn TRIAGE_BENCH_UPSTREAM_KEY=bench-key TOKIO_WORKER_THREADS="$workers" \
+    TRIAGE_HOME="$root" RUST_LOG="$log_filter" TRIAGE_BENCH_UPSTREAM_KEY=bench-key TOKIO_WORKER_THREADS="$workers" \
     "$triage" --config "$work/triage.yaml" serve --target "$1" >"$work/serve-$1.log" 2>&1 &
   pids+=($!)
   serve_pid[$1]=$!
@@ -273,7 +277,7 @@ serve() { # $1: target
 declare -A serve_pid
 if [[ -n "$floor" ]]; then
   log "starting triage-floor ($floor Redis round trips per request)"
-  env RUST_LOG=warn TOKIO_WORKER_THREADS="$workers" "$bin/triage-floor" --grpc-listen "127.0.0.1:${port[gateway]}" \
+  env RUST_LOG="$log_filter" TOKIO_WORKER_THREADS="$workers" "$bin/triage-floor" --grpc-listen "127.0.0.1:${port[gateway]}" \
     --http-listen "127.0.0.1:$http_port" --redis "redis://127.0.0.1:$redis_port" --upstream "$upstream" \
     --redis-trips "$floor" >"$work/serve-floor.log" 2>&1 &
   pids+=($!)
