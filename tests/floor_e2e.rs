@@ -8,25 +8,24 @@ mod common;
 
 use common::*;
 use redis::AsyncCommands;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use triage_testkit::{FakeOpenAi, Fault, free_port};
+use triage_testkit::{FakeOpenAi, Fault, RedisServer, free_port};
 
 async fn trips(redis: &mut redis::aio::MultiplexedConnection) -> i64 {
     redis.get::<_, Option<i64>>("floor:trips").await.unwrap().unwrap_or(0)
 }
 
-#[tokio::test]
-async fn the_floor_makes_k_round_trips_and_one_upstream_call_per_request() {
-    let redis_server = redis();
-    let fake = FakeOpenAi::start().await.unwrap();
+/// A serving `triage-floor` making `trips` round trips per request, logging into `dir`; its
+/// gRPC URL and HTTP port.
+async fn start_floor(redis: &RedisServer, fake: &FakeOpenAi, trips: u32, dir: &Path) -> (Process, String, u16) {
     let (grpc_port, http_port) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("floor.log");
+    let log = dir.join("floor.log");
     let child = Command::new(env!("CARGO_BIN_EXE_triage-floor"))
         .args(["--grpc-listen", &format!("127.0.0.1:{grpc_port}")])
         .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
-        .args(["--redis", &redis_server.url(), "--upstream", &fake.base_url(), "--redis-trips", "3"])
+        .args(["--redis", &redis.url(), "--upstream", &fake.base_url(), "--redis-trips", &trips.to_string()])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -34,6 +33,15 @@ async fn the_floor_makes_k_round_trips_and_one_upstream_call_per_request() {
     let mut floor = Process { child, log };
     let grpc = format!("http://127.0.0.1:{grpc_port}");
     wait_serving(&grpc, "triage.v1.Router", &mut floor).await;
+    (floor, grpc, http_port)
+}
+
+#[tokio::test]
+async fn the_floor_makes_k_round_trips_and_one_upstream_call_per_request() {
+    let redis_server = redis();
+    let fake = FakeOpenAi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut floor, grpc, http_port) = start_floor(&redis_server, &fake, 3, dir.path()).await;
     let mut conn = redis::Client::open(redis_server.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
 
     let mut router = router(&grpc).await;
@@ -73,20 +81,8 @@ async fn the_floor_makes_k_round_trips_and_one_upstream_call_per_request() {
 async fn triage_load_counts_failed_calls_in_the_every_call_percentiles_only() {
     let redis_server = redis();
     let fake = FakeOpenAi::start().await.unwrap();
-    let grpc_port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("floor.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_triage-floor"))
-        .args(["--grpc-listen", &format!("127.0.0.1:{grpc_port}")])
-        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--redis", &redis_server.url(), "--upstream", &fake.base_url(), "--redis-trips", "1"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut floor = Process { child, log };
-    let grpc = format!("http://127.0.0.1:{grpc_port}");
-    wait_serving(&grpc, "triage.v1.Router", &mut floor).await;
+    let (mut floor, grpc, _) = start_floor(&redis_server, &fake, 1, dir.path()).await;
     // Off the test's runtime thread: the fake upstream is served from it.
     let load = |timeout: &'static str| {
         let grpc = grpc.clone();

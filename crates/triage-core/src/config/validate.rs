@@ -368,16 +368,19 @@ mod telemetry_tests {
     use crate::config::{Config, DEFAULT_CONFIG_YAML};
     use std::path::Path;
 
-    fn with_files(files: &str) -> crate::Result<Config> {
+    /// The embedded default with `telemetry.KEY` set to `yaml`, loaded and validated.
+    fn with_telemetry(key: &str, yaml: &str) -> crate::Result<Config> {
         let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
-        v["telemetry"]["decision_log_files"] = serde_yaml::from_str(files).unwrap();
+        v["telemetry"][key] = serde_yaml::from_str(yaml).unwrap();
         Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
     }
 
+    fn with_files(files: &str) -> crate::Result<Config> {
+        with_telemetry("decision_log_files", files)
+    }
+
     fn with_records(records: &str) -> crate::Result<Config> {
-        let mut v: serde_yaml::Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).unwrap();
-        v["telemetry"]["decision_records"] = serde_yaml::from_str(records).unwrap();
-        Config::from_yaml(&serde_yaml::to_string(&v).unwrap(), Path::new("t.yaml"))
+        with_telemetry("decision_records", records)
     }
 
     #[test]
