@@ -198,10 +198,39 @@ impl LocalBackends {
         self.inner.load_full()
     }
 
-    /// Breaker state of every declared model (a policy input).
+    /// Breaker state of every declared model (a policy input). A model whose rolling swap
+    /// still serves its previous version also gets each version's state under
+    /// `model@version`, and its own key holds the better of the two: one failing version must
+    /// not take the model, and the conversations on its healthy version, out of routing.
     pub fn breaker_states(&self) -> BTreeMap<String, pb::BreakerState> {
         let now = Instant::now();
-        self.now().models.iter().map(|(n, m)| (n.clone(), m.breaker.state_at(now))).collect()
+        let inner = self.now();
+        let mut out = BTreeMap::new();
+        for name in inner.models.keys() {
+            let (state, versions) = Self::breakers_of(&inner, name, now);
+            for (version, s) in versions {
+                out.insert(triage_core::catalog::version_key(name, &version), s);
+            }
+            out.insert(name.clone(), state);
+        }
+        out
+    }
+
+    /// A model's breaker state, and each version's while its swap still serves two (the
+    /// model's state is then the better of them).
+    fn breakers_of(inner: &Inner, name: &str, now: Instant) -> (pb::BreakerState, Vec<(String, pb::BreakerState)>) {
+        let Some(m) = inner.models.get(name) else { return (pb::BreakerState::Unspecified, Vec::new()) };
+        let current = m.breaker.state_at(now);
+        let draining =
+            inner.previous.get(name).filter(|d| d.model.provider.is_some() && std::time::SystemTime::now() < d.until);
+        match draining {
+            None => (current, Vec::new()),
+            Some(d) => {
+                let previous = d.model.breaker.state_at(now);
+                let versions = vec![(m.spec.version.clone(), current), (d.model.spec.version.clone(), previous)];
+                (better(current, previous), versions)
+            }
+        }
     }
 
     /// Models that cannot be called at all (no key, failed to load, retired).
@@ -239,6 +268,7 @@ impl LocalBackends {
 
     fn model_info(inner: &Inner, spec: &ModelSpec, now: Instant) -> pb::ModelInfo {
         let m = inner.models.get(&spec.name);
+        let (breaker, versions) = Self::breakers_of(inner, &spec.name, now);
         pb::ModelInfo {
             name: spec.name.clone(),
             provider: spec.provider.to_string(),
@@ -247,13 +277,14 @@ impl LocalBackends {
             tier: spec.tier.to_pb() as i32,
             available: m.is_some_and(|m| m.provider.is_some()),
             unavailable_reason: m.and_then(|m| m.unavailable.clone()).unwrap_or_default(),
-            breaker: m.map_or(pb::BreakerState::Unspecified, |m| m.breaker.state_at(now)) as i32,
+            breaker: breaker as i32,
             lifecycle: spec.lifecycle_pb() as i32,
             replacement: spec.lifecycle.replacement().unwrap_or_default().to_string(),
             context_window: spec.context_window,
             input_micros_per_mtok: spec.price.input_per_mtok.0,
             output_micros_per_mtok: spec.price.output_per_mtok.0,
             fallbacks: spec.fallbacks.clone(),
+            version_breakers: versions.into_iter().map(|(v, s)| (v, s as i32)).collect(),
         }
     }
 }
@@ -285,4 +316,14 @@ impl std::fmt::Debug for LocalBackends {
 /// Fails on an unknown name: used by the request checks.
 pub(crate) fn known(inner: &Inner, name: &str) -> Result<()> {
     if inner.models.contains_key(name) { Ok(()) } else { Err(Error::UnknownModel(name.to_string())) }
+}
+
+/// The state that lets more through: closed, then half-open, then open.
+fn better(a: pb::BreakerState, b: pb::BreakerState) -> pb::BreakerState {
+    let rank = |s: pb::BreakerState| match s {
+        pb::BreakerState::Open => 2,
+        pb::BreakerState::HalfOpen => 1,
+        _ => 0,
+    };
+    if rank(a) <= rank(b) { a } else { b }
 }

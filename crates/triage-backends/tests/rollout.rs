@@ -83,3 +83,43 @@ async fn the_draining_version_answers_its_conversations_until_the_deadline() {
     let listed = be.list_models().await.unwrap();
     assert!(listed.models.iter().any(|m| m.name == "chat" && m.version == "chat-v2"));
 }
+
+/// Mid-swap each version has its own breaker, reported as `model@version`; the model's own key
+/// holds the better of the two, so one failing version does not take the model out of routing.
+#[tokio::test]
+async fn each_served_version_reports_its_breaker_and_the_model_the_better_one() {
+    use triage_proto::pb::BreakerState::{Closed, Open};
+    let (new, old) = (FakeOpenAi::start().await.unwrap(), FakeOpenAi::start().await.unwrap());
+    new.set_mode(Some(triage_testkit::Fault::status(500)));
+    let k = Knobs { max_retries: 0, threshold: 3, cooldown: "60s", ..Knobs::default() };
+    let swap = |until: SystemTime| {
+        let until = humantime::format_rfc3339_seconds(until);
+        openai("chat", &new.base_url(), "chat-v2", None).extra(&format!(
+            "rollout:\n  previous: {{ version: chat-v1, provider: {{ kind: openai, base_url: \"{}\", model_id: chat-v1 }} }}\n  drain_until: {until}\n  canary_weight: 100",
+            old.base_url()
+        ))
+    };
+    let be = backends(&[swap(SystemTime::now() + Duration::from_secs(600))], &k).await;
+    assert_eq!(be.breaker_states()["chat@chat-v2"], Closed);
+    for _ in 0..3 {
+        assert!(be.generate(pinned("chat", "chat-v2")).await.is_err());
+    }
+    let states = be.breaker_states();
+    assert_eq!((states["chat@chat-v2"], states["chat@chat-v1"], states["chat"]), (Open, Closed, Closed), "{states:?}");
+    let answered = be.generate(pinned("chat", "chat-v1")).await.unwrap();
+    assert_eq!(answered.model_version, "chat-v1", "the draining version still answers");
+    // The same through ListModels, which the gateway's signals read (also across processes).
+    let listed = be.list_models().await.unwrap();
+    let chat = listed.models.iter().find(|m| m.name == "chat").unwrap();
+    assert_eq!(chat.breaker, Closed as i32);
+    assert_eq!(
+        chat.version_breakers,
+        [("chat-v2".to_string(), Open as i32), ("chat-v1".to_string(), Closed as i32)].into()
+    );
+
+    // Drained: one version, one key, its own state.
+    be.apply_models(&config(&[swap(SystemTime::now() - Duration::from_secs(1))], &k)).await;
+    let states = be.breaker_states();
+    assert!(!states.keys().any(|k| k.contains('@')), "{states:?}");
+    assert_eq!(states["chat"], Open);
+}

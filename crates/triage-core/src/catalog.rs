@@ -34,6 +34,12 @@ pub struct ModelSpec {
     pub rollout: Option<RolloutSpec>,
 }
 
+/// The key of one version's breaker among the policy's breaker signals (`model@version`),
+/// reported beside the model's own key while a rolling swap serves two versions.
+pub fn version_key(model: &str, version: &str) -> String {
+    format!("{model}@{version}")
+}
+
 /// A version swap in progress: the previous version drains while the new one takes over.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutSpec {

@@ -56,7 +56,9 @@ pub(crate) fn route_error(code: tonic::Code) {
 /// become labels: user and conversation ids would make the label set unbounded.
 pub(crate) fn signals(models: &Snapshot, budget: &HashMap<String, f64>) {
     let g = global();
-    for (model, state) in &models.breakers {
+    // Per-version keys (`model@version`) exist only while a swap drains: as gauges they would
+    // keep their last value after it, so the model's own key (the better version) is exported.
+    for (model, state) in models.breakers.iter().filter(|(k, _)| !k.contains('@')) {
         let v = match pb::BreakerState::try_from(*state) {
             Ok(pb::BreakerState::Open) => 2,
             Ok(pb::BreakerState::HalfOpen) => 1,

@@ -172,6 +172,10 @@ fn snapshot(list: pb::ListModelsResponse) -> Snapshot {
         if !m.available {
             s.unavailable.push(m.name.clone());
         }
+        // Mid-swap, each version's breaker too, for the policy to serve around a failing one.
+        for (version, state) in m.version_breakers {
+            s.breakers.insert(triage_core::catalog::version_key(&m.name, &version), state);
+        }
         s.breakers.insert(m.name, m.breaker);
     }
     s
@@ -256,5 +260,29 @@ mod tests {
         // A zero target does not divide by zero.
         t.record_latency("z", Duration::from_millis(5), Duration::ZERO);
         assert_eq!(t.latency_pressure(), 1.0);
+    }
+
+    #[test]
+    fn a_swapping_model_signals_each_versions_breaker_beside_its_own() {
+        let open = pb::BreakerState::Open as i32;
+        let closed = pb::BreakerState::Closed as i32;
+        let list = pb::ListModelsResponse {
+            models: vec![
+                pb::ModelInfo {
+                    name: "chat".into(),
+                    available: true,
+                    breaker: closed,
+                    version_breakers: [("v2".to_string(), open), ("v1".to_string(), closed)].into(),
+                    ..Default::default()
+                },
+                pb::ModelInfo { name: "other".into(), available: false, breaker: open, ..Default::default() },
+            ],
+        };
+        let s = snapshot(list);
+        let want: HashMap<String, i32> = [("chat", closed), ("chat@v2", open), ("chat@v1", closed), ("other", open)]
+            .map(|(k, v)| (k.into(), v))
+            .into();
+        assert_eq!(s.breakers, want);
+        assert_eq!(s.unavailable, vec!["other".to_string()]);
     }
 }

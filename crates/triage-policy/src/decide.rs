@@ -123,7 +123,20 @@ pub(crate) fn decide_at(
     // The version: a conversation stays on the one it started on while that version drains
     // during a rolling swap; new conversations split by the canary weight.
     let pin = if chosen.name == facts.conv_model { facts.conv_version.as_str() } else { "" };
-    let version = chosen.version_for(pin, &facts.conv_id, now);
+    let mut version = chosen.version_for(pin, &facts.conv_id, now);
+    // One version failing mid-swap: the other serves, and a conversation pinned to the failing
+    // one moves to it (the gateway hands off on any change of version) rather than leaving
+    // the model for a fallback.
+    if let Some(other) = facts.version_around_open_breaker(&chosen, &version.version, now) {
+        let moved = !pin.is_empty() && pin != other;
+        d.warnings.push(format!(
+            "version `{}` of `{}` has its breaker open; version `{other}` serves{}",
+            version.version,
+            chosen.name,
+            if moved { " (conversation moved; handoff)" } else { "" }
+        ));
+        version = triage_core::catalog::VersionChoice { version: other, moved_from: None };
+    }
     if let Some(from) = &version.moved_from {
         d.warnings.push(format!(
             "conversation moved from `{}` version `{from}` to `{}` (the previous version finished draining); handoff",

@@ -2,7 +2,9 @@
 //! the CEL conditions and the semantics applied after the rule (stickiness, availability).
 
 use std::collections::BTreeMap;
-use triage_core::{Catalog, Tier};
+use std::time::SystemTime;
+use triage_core::catalog::version_key;
+use triage_core::{Catalog, ModelSpec, Tier};
 use triage_proto::pb;
 
 /// Breaker state as CEL sees it.
@@ -133,6 +135,19 @@ impl Facts {
             return Some("unavailable");
         }
         (self.breakers.get(model) == Some(&Breaker::Open)).then_some("breaker open")
+    }
+
+    /// While a rolling swap serves two versions of `m`: the other one, when `version`'s
+    /// breaker is open and the other's is not (the backends report both as `model@version`).
+    pub(crate) fn version_around_open_breaker(&self, m: &ModelSpec, version: &str, now: SystemTime) -> Option<String> {
+        let r = m.rollout.as_ref().filter(|r| now < r.drain_until)?;
+        let other = match version {
+            v if v == m.version => &r.previous_version,
+            v if v == r.previous_version => &m.version,
+            _ => return None,
+        };
+        let state = |v: &str| self.breakers.get(&version_key(&m.name, v)).copied().unwrap_or(Breaker::Closed);
+        (state(version) == Breaker::Open && state(other) != Breaker::Open).then(|| other.clone())
     }
 }
 

@@ -43,6 +43,55 @@ fn past_the_drain_deadline_the_conversation_moves_with_a_warning() {
     assert!(d.warnings.iter().any(|w| w.contains("finished draining")), "{:?}", d.warnings);
 }
 
+/// Mid-swap, each version's breaker is reported as `model@version`, and the model's own key
+/// holds the better of the two (backends `breaker_states`).
+fn with_version_breakers(mut r: R, new: pb::BreakerState, old: pb::BreakerState) -> R {
+    let better = if new == pb::BreakerState::Closed || old == pb::BreakerState::Closed {
+        pb::BreakerState::Closed
+    } else if new == pb::BreakerState::HalfOpen || old == pb::BreakerState::HalfOpen {
+        pb::BreakerState::HalfOpen
+    } else {
+        pb::BreakerState::Open
+    };
+    r = r.breaker("claude-sonnet", better);
+    r = r.breaker("claude-sonnet@claude-next", new);
+    r.breaker("claude-sonnet@claude-3-5-sonnet-20241022", old)
+}
+
+#[test]
+fn a_version_whose_breaker_opens_mid_swap_hands_its_conversations_to_the_other_version() {
+    use pb::BreakerState::{Closed, Open};
+    let p = default_policy();
+    p.apply_models(&swapping(SystemTime::now() + Duration::from_secs(600), 100)).unwrap();
+
+    // The new version fails: new conversations and those already on it go to the draining
+    // version of the same model, not to a fallback model.
+    let fresh = decide(&p, &with_version_breakers(frontier_turn("fresh", None), Open, Closed));
+    assert_eq!((fresh.model.as_str(), fresh.model_version.as_str()), ("claude-sonnet", "claude-3-5-sonnet-20241022"));
+    assert!(fresh.warnings.iter().any(|w| w.contains("breaker open")), "{:?}", fresh.warnings);
+    let on_new = decide(&p, &with_version_breakers(frontier_turn("on-new", Some("claude-next")), Open, Closed));
+    assert_eq!(on_new.model_version, "claude-3-5-sonnet-20241022");
+    assert!(on_new.warnings.iter().any(|w| w.contains("conversation moved")), "{:?}", on_new.warnings);
+    let on_old =
+        decide(&p, &with_version_breakers(frontier_turn("on-old", Some("claude-3-5-sonnet-20241022")), Open, Closed));
+    assert_eq!(on_old.model_version, "claude-3-5-sonnet-20241022");
+    assert!(on_old.warnings.is_empty(), "{:?}", on_old.warnings);
+
+    // The draining version fails: its conversations move to the new one.
+    let moved =
+        decide(&p, &with_version_breakers(frontier_turn("on-old", Some("claude-3-5-sonnet-20241022")), Closed, Open));
+    assert_eq!((moved.model.as_str(), moved.model_version.as_str()), ("claude-sonnet", "claude-next"));
+
+    // Both fail: the model is down and its declared fallback serves.
+    let both = decide(&p, &with_version_breakers(frontier_turn("fresh", None), Open, Open));
+    assert_ne!(both.model, "claude-sonnet", "{both:?}");
+
+    // After the drain deadline only the new version is served: nothing to hand over to.
+    p.apply_models(&swapping(SystemTime::now() - Duration::from_secs(1), 100)).unwrap();
+    let late = decide(&p, &with_version_breakers(frontier_turn("fresh", None), Closed, Open));
+    assert_eq!(late.model_version, "claude-next");
+}
+
 #[test]
 fn canary_weight_splits_new_conversations_stably() {
     let p = default_policy();
