@@ -133,14 +133,7 @@ async fn redis_outage_never_fails_classification() -> std::result::Result<(), Bo
 /// Calls of one Redis command so far (`INFO commandstats`), e.g. `get`.
 async fn redis_calls(url: &str, command: &str) -> std::result::Result<u64, Box<dyn std::error::Error>> {
     let mut conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await?;
-    let prefix = format!("cmdstat_{command}:calls=");
-    let calls = info
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(Ok(0), str::parse)?;
-    Ok(calls)
+    Ok(triage_testkit::command_stats(&mut conn).await?.get(command).map_or(0, |s| s.calls))
 }
 
 #[tokio::test]

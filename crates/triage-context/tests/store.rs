@@ -256,14 +256,7 @@ async fn create_and_read_are_one_round_trip_and_keep_an_owner_check() {
 /// Calls per command since the last `CONFIG RESETSTAT` (`INFO commandstats`), commands run
 /// inside scripts included.
 async fn command_calls(raw: &mut redis::aio::MultiplexedConnection) -> HashMap<String, u64> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(raw).await.unwrap();
-    info.lines()
-        .filter_map(|l| l.strip_prefix("cmdstat_"))
-        .filter_map(|l| {
-            let (cmd, rest) = l.split_once(":calls=")?;
-            Some((cmd.to_string(), rest.split(',').next()?.parse().ok()?))
-        })
-        .collect()
+    triage_testkit::command_stats(raw).await.unwrap().into_iter().map(|(cmd, s)| (cmd, s.calls)).collect()
 }
 
 /// Commands an append made inside its script: every call but the script's own and the

@@ -35,22 +35,10 @@ pub struct DecisionLog {
     redis: ConnectionManager,
     prefix: String,
     files: Option<files::FileSink>,
-    retention: Retention,
+    /// `telemetry.decision_records`: how long records stay, how many the stream keeps.
+    retention: DecisionRecordsConfig,
     /// Started on first use, so a log can be built outside a runtime.
     writer: Arc<OnceLock<mpsc::Sender<Job>>>,
-}
-
-/// How long records stay and how many the stream keeps (`telemetry.decision_records`).
-#[derive(Debug, Clone, Copy)]
-struct Retention {
-    ttl_ms: u64,
-    stream_max_len: u64,
-}
-
-impl From<&DecisionRecordsConfig> for Retention {
-    fn from(c: &DecisionRecordsConfig) -> Self {
-        Self { ttl_ms: u64::try_from(c.ttl.as_millis()).unwrap_or(u64::MAX).max(1), stream_max_len: c.stream_max_len }
-    }
 }
 
 impl DecisionLog {
@@ -60,14 +48,14 @@ impl DecisionLog {
             redis,
             prefix: prefix.to_string(),
             files: None,
-            retention: (&DecisionRecordsConfig::default()).into(),
+            retention: DecisionRecordsConfig::default(),
             writer: Arc::new(OnceLock::new()),
         }
     }
 
     /// Keeps records as `config.telemetry.decision_records` says (before the first write).
     pub fn with_retention(mut self, config: &Config) -> Self {
-        self.retention = (&config.telemetry.decision_records).into();
+        self.retention = config.telemetry.decision_records.clone();
         self
     }
 
@@ -96,7 +84,7 @@ impl DecisionLog {
                 redis: self.redis.clone(),
                 prefix: self.prefix.clone(),
                 files: self.files.clone(),
-                retention: self.retention,
+                retention: self.retention.clone(),
             };
             tokio::spawn(sink.run(rx));
             tx
@@ -170,7 +158,7 @@ struct Sink {
     redis: ConnectionManager,
     prefix: String,
     files: Option<files::FileSink>,
-    retention: Retention,
+    retention: DecisionRecordsConfig,
 }
 
 impl Sink {
@@ -211,8 +199,10 @@ impl Sink {
                 return false;
             }
         };
-        let Retention { ttl_ms, stream_max_len } = self.retention;
+        // Validated to 1m..366d, so whole milliseconds fit.
+        let ttl_ms = self.retention.ttl.as_millis() as u64;
         pipe.cmd("SET").arg(key(&self.prefix, &rec.request_id)).arg(&json).arg("PX").arg(ttl_ms).ignore();
+        let stream_max_len = self.retention.stream_max_len;
         if stream_max_len > 0 {
             pipe.cmd("XADD")
                 .arg(stream_key(&self.prefix))

@@ -13,26 +13,7 @@ use triage_core::config::{FailMode, LedgerConfig, Window};
 use triage_ledger::window::{Span, Window as W};
 use triage_ledger::{Ledger, LedgerOptions, ManualClock, RedisLedger};
 use triage_proto::pb;
-use triage_testkit::RedisServer;
-
-/// (calls, usec) per command from `INFO commandstats`.
-async fn commandstats(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, (u64, u64)> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
-    let mut out = BTreeMap::new();
-    for line in info.lines() {
-        let Some(rest) = line.strip_prefix("cmdstat_") else { continue };
-        let Some((name, fields)) = rest.split_once(':') else { continue };
-        let field = |f: &str| {
-            fields
-                .split(',')
-                .find_map(|kv| kv.strip_prefix(f).and_then(|v| v.strip_prefix('=')))
-                .map(|v| v.parse::<u64>().unwrap())
-                .unwrap_or(0)
-        };
-        out.insert(name.to_string(), (field("calls"), field("usec")));
-    }
-    out
-}
+use triage_testkit::{CommandStat, RedisServer, command_stats};
 
 fn route_scopes(i: usize) -> Vec<pb::Scope> {
     vec![
@@ -116,11 +97,11 @@ async fn measure(label: &str, signal_max_age: Option<Duration>) {
     futures::future::join_all(tasks).await;
     let elapsed = started.elapsed();
     let cpu = redis_cpu_secs(&mut conn).await - cpu_before;
-    let stats = commandstats(&mut conn).await;
+    let stats = command_stats(&mut conn).await.unwrap();
     let n = PAIRS as f64;
     let (mut calls, mut usec) = (0u64, 0u64);
     eprintln!("== {label}");
-    for (name, (c, u)) in &stats {
+    for (name, CommandStat { calls: c, usec: u }) in &stats {
         if name == "info" || name == "config|resetstat" {
             continue;
         }
@@ -128,7 +109,7 @@ async fn measure(label: &str, signal_max_age: Option<Duration>) {
         usec += u;
         eprintln!("{name:>16}: {:7.2} calls/pair {:7.2} usec/pair", *c as f64 / n, *u as f64 / n);
     }
-    let eval_usec: u64 = stats.iter().filter(|(k, _)| k.starts_with("eval")).map(|(_, (_, u))| u).sum();
+    let eval_usec: u64 = stats.iter().filter(|(k, _)| k.starts_with("eval")).map(|(_, s)| s.usec).sum();
     eprintln!(
         "{PAIRS} pairs in {elapsed:?}: {:.1} commands/pair, {:.1} usec/pair summed over all cmdstats, \
          {:.1} usec/pair in eval/evalsha (script time, inner commands included)",
@@ -173,8 +154,8 @@ async fn seeding_cost_of_a_month_limit() {
             assert!(r.await.unwrap().granted);
         }
         let elapsed = started.elapsed() / USERS as u32;
-        let stats = commandstats(&mut c).await;
-        let eval: u64 = stats.iter().filter(|(k, _)| k.starts_with("eval")).map(|(_, (_, u))| u).sum();
+        let stats = command_stats(&mut c).await.unwrap();
+        let eval: u64 = stats.iter().filter(|(k, _)| k.starts_with("eval")).map(|(_, s)| s.usec).sum();
         eprintln!("{label:>44}: {:7.1} us in the script, {elapsed:?} per reserve", eval as f64 / USERS as f64);
     };
     run("first reserve, no hours (a new scope)", "new", 0).await;
@@ -202,8 +183,8 @@ async fn reset_stats(c: &mut redis::aio::MultiplexedConnection) {
 }
 
 /// Calls of `cmd` since the last reset.
-fn calls(stats: &BTreeMap<String, (u64, u64)>, cmd: &str) -> u64 {
-    stats.get(cmd).map_or(0, |s| s.0)
+fn calls(stats: &BTreeMap<String, CommandStat>, cmd: &str) -> u64 {
+    stats.get(cmd).map_or(0, |s| s.calls)
 }
 
 async fn pttl(c: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
@@ -254,7 +235,7 @@ async fn a_new_conversations_first_charge_sets_its_counter_up_without_asking_for
     reset_stats(&mut c).await;
     assert!(l.reserve(reserve("r2", 200, scopes("acme", "u1", "fast", "c2"))).await.unwrap().granted);
     l.commit(commit("r2", 100)).await.unwrap();
-    let stats = commandstats(&mut c).await;
+    let stats = command_stats(&mut c).await.unwrap();
     // The one PTTL is reserve's, on the limited tenant day counter: every reservation on it
     // had been settled, so its `reserved` went from 0 and reserve asks whether it is new.
     assert_eq!(calls(&stats, "pttl"), 1, "{stats:?}");
@@ -285,11 +266,12 @@ async fn counters_are_set_up_once_and_again_when_redis_lost_them() {
     reset_stats(&mut c).await;
     assert!(l.reserve(reserve("r2", 200, s.clone())).await.unwrap().granted);
     l.commit(commit("r2", 100)).await.unwrap();
-    let stats = commandstats(&mut c).await;
+    let stats = command_stats(&mut c).await.unwrap();
     assert_eq!(calls(&stats, "sadd"), 0, "{stats:?}");
     assert_eq!(calls(&stats, "pexpire"), 2, "{stats:?}");
     assert_eq!(calls(&stats, "evalsha"), 2, "one script call each: {stats:?}");
-    let commands: u64 = stats.iter().filter(|(k, _)| *k != "info" && !k.starts_with("config")).map(|(_, v)| v.0).sum();
+    let commands: u64 =
+        stats.iter().filter(|(k, _)| *k != "info" && !k.starts_with("config")).map(|(_, v)| v.calls).sum();
     // Five scopes, one limit: 162 commands before counter setup moved out of the hot path,
     // 89 before only limited counters held the reservation, 55 before days and months were
     // kept only where limited (15 counters), 33 before the conversation's cost was kept in
@@ -392,7 +374,7 @@ async fn budget_signals_are_served_from_memory_within_the_max_age() {
     let mut reads = async |l: &RedisLedger| {
         reset_stats(&mut c).await;
         let r = l.limits(pb::LimitsRequest { scopes: s.clone() }).await.unwrap();
-        (calls(&commandstats(&mut c).await, "hmget"), used(&r))
+        (calls(&command_stats(&mut c).await.unwrap(), "hmget"), used(&r))
     };
     let g = |global: i64, tenant: i64| vec![("global".to_string(), global), ("tenant".to_string(), tenant)];
 

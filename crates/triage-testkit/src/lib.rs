@@ -10,7 +10,7 @@ pub mod redis_server;
 pub use fake::{FakeServer, Fault, RecordedRequest, Reply};
 pub use fake_anthropic::FakeAnthropic;
 pub use fake_openai::FakeOpenAi;
-pub use redis_server::RedisServer;
+pub use redis_server::{CommandStat, RedisServer, command_stats};
 
 /// The repository root, two levels above the manifest directory of the crate under test.
 /// The directory cargo passes when it runs a test comes first: the one compiled in is stale

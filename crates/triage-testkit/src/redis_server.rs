@@ -138,3 +138,47 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// One command's counters in `INFO commandstats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommandStat {
+    /// Calls since the last `CONFIG RESETSTAT`, those made inside scripts included.
+    pub calls: u64,
+    /// Microseconds spent in them.
+    pub usec: u64,
+}
+
+/// `INFO commandstats` by command name (`get`, `evalsha`, `config|resetstat`...).
+pub async fn command_stats<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+) -> redis::RedisResult<std::collections::BTreeMap<String, CommandStat>> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await?;
+    Ok(parse_command_stats(&info))
+}
+
+fn parse_command_stats(info: &str) -> std::collections::BTreeMap<String, CommandStat> {
+    info.lines()
+        .filter_map(|line| line.strip_prefix("cmdstat_")?.split_once(':'))
+        .map(|(name, fields)| {
+            let field = |f: &str| {
+                fields.split(',').find_map(|kv| kv.strip_prefix(f)?.strip_prefix('=')?.parse::<u64>().ok()).unwrap_or(0)
+            };
+            (name.to_string(), CommandStat { calls: field("calls"), usec: field("usec") })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commandstats_lines_parse_by_name() {
+        let info = "# Commandstats\r\ncmdstat_get:calls=3,usec=12,usec_per_call=4.00,rejected_calls=0\r\n\
+                    cmdstat_config|resetstat:calls=1,usec=5,usec_per_call=5.00\r\n";
+        let stats = parse_command_stats(info);
+        assert_eq!(stats["get"], CommandStat { calls: 3, usec: 12 });
+        assert_eq!(stats["config|resetstat"], CommandStat { calls: 1, usec: 5 });
+        assert_eq!(stats.len(), 2);
+    }
+}
