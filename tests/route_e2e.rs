@@ -194,7 +194,9 @@ async fn sigterm_drains_a_streaming_route() {
     }
     let redis = redis();
     let cfg = TestConfig::new(&redis.url(), "drain", |v| {
-        v["server"] = serde_yaml::from_str("{drain_delay: 1s, grace_period: 60s}").unwrap();
+        // Patched, not replaced: the HTTP port stays this test's own.
+        v["server"]["drain_delay"] = "1s".into();
+        v["server"]["grace_period"] = "60s".into();
     });
     let mut p = Process::serve(&cfg, "all", &[]);
     let url = cfg.url("gateway");
@@ -226,4 +228,50 @@ async fn sigterm_drains_a_streaming_route() {
     assert_eq!(done.model, "local-smollm2");
     let status = p.wait_exit(Duration::from_secs(30)).expect("exited after draining");
     assert!(status.success(), "{status}:\n{}", p.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_route_whose_caller_left_finish_and_be_charged() {
+    if skip() {
+        return;
+    }
+    let redis = redis();
+    let cfg = TestConfig::new(&redis.url(), "left", |v| {
+        v["server"]["drain_delay"] = "100ms".into();
+        v["server"]["grace_period"] = "60s".into();
+    });
+    let mut p = Process::serve(&cfg, "all", &[]);
+    let url = cfg.url("gateway");
+    wait_serving(&url, "triage.v1.Router", &mut p).await;
+    let mut c = router(&url).await;
+    let mut req = turn("Write a long story about a lighthouse keeper and a storm.");
+    req.conversation_id = "conv-left".into();
+    req.create_if_missing = true;
+    req.max_tokens = 256;
+    // The caller gives up while the local model writes (dropping the call resets its stream),
+    // and the process is told to stop right after.
+    let gave_up = tokio::time::timeout(Duration::from_millis(400), c.route(req)).await;
+    assert!(gave_up.is_err(), "answered within 400 ms: {gave_up:?}");
+    p.terminate();
+    let status = p.wait_exit(Duration::from_secs(60)).expect("exited");
+    assert!(status.success(), "{status}:\n{}", p.log_text());
+    let log = p.log_text();
+    assert!(
+        log.contains("waiting for Routes whose callers went away"),
+        "the Route was not running at the stop:\n{log}"
+    );
+    assert!(!log.contains("grace period over"), "{log}");
+
+    // The call was finished and accounted for before the process exited: charged once, and
+    // the turn stored in its conversation.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let margins: Vec<String> = redis::cmd("KEYS").arg("*margin*:conv-left").query_async(&mut conn).await.unwrap();
+    assert_eq!(margins.len(), 1, "{margins:?}");
+    let requests: Option<u64> =
+        redis::cmd("HGET").arg(&margins[0]).arg("requests").query_async(&mut conn).await.unwrap();
+    assert_eq!(requests, Some(1));
+    let held: Vec<String> =
+        redis::cmd("ZRANGE").arg("{left:ledger}:deadlines").arg(0).arg(-1).query_async(&mut conn).await.unwrap();
+    assert!(held.is_empty(), "reservations left to the reaper: {held:?}");
 }

@@ -37,6 +37,9 @@ pub enum Error {
     /// A step passed its deadline.
     #[error("{0} deadline passed")]
     Deadline(&'static str),
+    /// The caller went away before a model was called; nothing was generated or charged.
+    #[error("the caller went away before a model was called")]
+    CallerGone,
 }
 
 impl From<redis::RedisError> for Error {
@@ -70,6 +73,7 @@ impl Error {
             Error::Dependency { code, .. } => *code,
             Error::ModelsExhausted(_) | Error::Store(_) => tonic::Code::Unavailable,
             Error::Deadline(_) => tonic::Code::DeadlineExceeded,
+            Error::CallerGone => tonic::Code::Cancelled,
         }
     }
 }

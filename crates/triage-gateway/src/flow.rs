@@ -6,6 +6,7 @@ use crate::{Error, Gateway, Result, validate};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -60,25 +61,64 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
+/// Whether the caller still waits for the answer. A Route runs in a task of its own, so a
+/// caller that goes away cannot cut it short once its model is called: the provider bills
+/// that call, so it runs to the end, is charged, and its answer is stored under the request id
+/// (a retry with the same id replays it instead of paying again). Before the model is called
+/// a caller that left stops the Route: nothing generated, the reservation released.
+#[derive(Clone)]
+pub(crate) enum Caller {
+    /// A unary call: set when the caller's future was dropped before the answer.
+    Unary(Arc<AtomicBool>),
+    /// A stream: the caller is gone when its end of the stream is.
+    Stream(mpsc::Sender<Result<pb::RouteChunk>>),
+}
+
+impl Caller {
+    pub(crate) fn gone(&self) -> bool {
+        match self {
+            Caller::Unary(left) => left.load(Ordering::Relaxed),
+            Caller::Stream(tx) => tx.is_closed(),
+        }
+    }
+}
+
+/// Marks a unary caller gone when its future is dropped (a cancelled gRPC call, a closed HTTP
+/// connection).
+struct Leaving(Arc<AtomicBool>);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Gateway {
     /// Answers one turn.
-    pub async fn route(&self, tenant: &str, req: pb::RouteRequest) -> Result<pb::RouteResponse> {
-        self.execute(tenant, req, false, None).await
+    pub async fn route(self: &Arc<Self>, tenant: &str, req: pb::RouteRequest) -> Result<pb::RouteResponse> {
+        self.route_in(tenant, req, false).await
     }
 
     /// [`Gateway::route`]; `named_here`: the caller (the HTTP endpoint) made the conversation
     /// id up for this turn, so no history exists and classification need not wait for it.
     pub(crate) async fn route_in(
-        &self,
+        self: &Arc<Self>,
         tenant: &str,
         req: pb::RouteRequest,
         named_here: bool,
     ) -> Result<pb::RouteResponse> {
-        self.execute(tenant, req, named_here, None).await
+        let left = Arc::new(AtomicBool::new(false));
+        let _leaving = Leaving(left.clone());
+        let (gw, tenant) = (self.clone(), tenant.to_string());
+        let flow = tokio::spawn(
+            async move { gw.execute(&tenant, req, named_here, None, Caller::Unary(left)).await }.in_current_span(),
+        );
+        flow.await.unwrap_or_else(|e| Err(Error::Store(format!("route task: {e}"))))
     }
 
-    /// Answers one turn as a stream: deltas, then one `done` chunk with the metadata. The
-    /// flow runs to completion (and is accounted for) even if the caller goes away.
+    /// Answers one turn as a stream: deltas, then one `done` chunk with the metadata. Once
+    /// its model is called the flow runs to completion (and is accounted for) even if the
+    /// caller goes away.
     pub fn route_stream(
         self: &Arc<Self>,
         tenant: String,
@@ -109,7 +149,8 @@ impl Gateway {
                         }
                     }
                 });
-                let res = gw.execute(&tenant, req, named_here, Some(delta_tx)).await;
+                let caller = Caller::Stream(tx.clone());
+                let res = gw.execute(&tenant, req, named_here, Some(delta_tx), caller).await;
                 let _ = forward.await;
                 let last = res.map(|resp| pb::RouteChunk { chunk: Some(pb::route_chunk::Chunk::Done(resp)) });
                 let _ = tx.send(last).await;
@@ -126,6 +167,7 @@ impl Gateway {
         mut req: pb::RouteRequest,
         named_here: bool,
         sink: Option<mpsc::Sender<String>>,
+        caller: Caller,
     ) -> Result<pb::RouteResponse> {
         let started = Instant::now();
         validate::route_request(&req, &self.config.server)?;
@@ -170,14 +212,16 @@ impl Gateway {
                             }
                             return Ok(*resp);
                         }
-                        // Dropped before an answer or an error (the client went away), the
-                        // request id is freed with the lock, so a retry need not wait out the
-                        // lease; the dropped call's reservation is reaped as usual.
+                        // The flow runs in its own task, so it is dropped before an answer or
+                        // an error only when that task dies (a panic, a runtime stopped past
+                        // the grace period): the request id is freed with the lock, so a retry
+                        // need not wait out the lease; the reservation is reaped as usual.
                         Entry::Owned(lock) => Some(lock.on_drop(idem.abandon_cmd(tenant, &req.request_id))),
                     }
                 }
             };
             let mut rec = pb::DecisionRecord {
+                reservation_id: reservation_id(&req.request_id, id_minted),
                 request_id: req.request_id.clone(),
                 conversation_id: req.conversation_id.clone(),
                 tenant: tenant.to_string(),
@@ -187,7 +231,7 @@ impl Gateway {
                 ..Default::default()
             };
             let mut steps = Steps(Vec::new());
-            let res = self.run(tenant, &req, fresh, sink, &mut rec, &mut steps).await;
+            let res = self.run(tenant, &req, fresh, sink, &caller, &mut rec, &mut steps).await;
             rec.steps = steps.0;
             rec.latency_us = started.elapsed().as_micros() as u64;
             match res {
@@ -225,12 +269,14 @@ impl Gateway {
     }
 
     /// `fresh`: the conversation id was chosen by this gateway for this turn.
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
         tenant: &str,
         req: &pb::RouteRequest,
         fresh: bool,
         sink: Option<mpsc::Sender<String>>,
+        caller: &Caller,
         rec: &mut pb::DecisionRecord,
         steps: &mut Steps,
     ) -> Result<pb::RouteResponse> {
@@ -289,12 +335,17 @@ impl Gateway {
             }
         }
         self.record_decision(rec, &decision);
+        // The last moment a Route can stop for free: past it the provider bills the call.
+        if caller.gone() {
+            self.release(&rec.reservation_id, steps).await;
+            return Err(Error::CallerGone);
+        }
 
         let generated = self.generate(req, &decision, prompt, max_tokens, sink, rec, steps).await;
         let generated = match generated {
             Ok(g) => g,
             Err(e) => {
-                self.release(&req.request_id, steps).await;
+                self.release(&rec.reservation_id, steps).await;
                 return Err(e);
             }
         };
@@ -318,8 +369,15 @@ impl Gateway {
         // two, after the answer (the conversation lock is still held for the append).
         let (mut commit_steps, mut append_steps) = (Steps(Vec::new()), Steps(Vec::new()));
         let mut commit_warnings = Vec::new();
-        let commit =
-            self.commit(req, &generated.model, cost, reservation.unaccounted, &mut commit_warnings, &mut commit_steps);
+        let commit = self.commit(
+            req,
+            &rec.reservation_id,
+            &generated.model,
+            cost,
+            reservation.unaccounted,
+            &mut commit_warnings,
+            &mut commit_steps,
+        );
         let append = self.append(tenant, req, &conv, &decision, &generated, escalated, commitments, &mut append_steps);
         // Append first: its command goes into the Redis connection's queue during this poll,
         // and the commit's task, spawned after it, runs before the connection's writer does
@@ -361,6 +419,17 @@ impl Gateway {
             latency_us: 0,
             replayed: false,
         })
+    }
+}
+
+/// The ledger's id for this attempt's reservation. The ledger's ids are global and final (a
+/// released reservation is not granted again), while a caller's request id is per tenant and
+/// may be retried after a failure: such ids get a suffix unique to the attempt. An id made up
+/// here is already unique.
+fn reservation_id(request_id: &str, minted: bool) -> String {
+    match minted {
+        true => request_id.to_string(),
+        false => format!("{request_id}/{}", uuid::Uuid::now_v7().simple()),
     }
 }
 

@@ -84,6 +84,20 @@ impl Gateway {
         self.log.flush().await;
     }
 
+    /// Waits until no Route is running or `deadline` passes; returns how many still run.
+    /// Routes run in tasks of their own and outlive callers that went away after their model
+    /// was called (they are charged and stored at the end): at shutdown, after the servers
+    /// have drained, they get the rest of the grace period before the decision log's flush.
+    pub async fn finish_routes(&self, deadline: std::time::Instant) -> u32 {
+        loop {
+            let running = self.load.in_flight();
+            if running == 0 || std::time::Instant::now() >= deadline {
+                return running;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// In-flight requests and the load signal derived from them.
     pub fn load(&self) -> &LoadTracker {
         &self.load

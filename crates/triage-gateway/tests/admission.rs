@@ -183,46 +183,126 @@ async fn a_route_with_ids_made_here_claims_and_locks_nothing() {
     assert_eq!(retried.conversation_id, named.conversation_id);
 }
 
+/// The ledger, with the first reservation held back until `go` is notified; `started` fires
+/// when it arrives.
+struct HeldReserves {
+    inner: triage_ledger::RedisLedger,
+    started: tokio::sync::Notify,
+    go: tokio::sync::Notify,
+    first: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl triage_ledger::Ledger for HeldReserves {
+    async fn reserve(&self, req: pb::ReserveRequest) -> triage_ledger::Result<pb::ReserveResponse> {
+        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.started.notify_one();
+            self.go.notified().await;
+        }
+        self.inner.reserve(req).await
+    }
+    async fn commit(&self, req: pb::CommitRequest) -> triage_ledger::Result<pb::CommitResponse> {
+        self.inner.commit(req).await
+    }
+    async fn release(&self, req: pb::ReleaseRequest) -> triage_ledger::Result<pb::ReleaseResponse> {
+        self.inner.release(req).await
+    }
+    async fn spend(&self, req: pb::SpendRequest) -> triage_ledger::Result<pb::SpendResponse> {
+        self.inner.spend(req).await
+    }
+    async fn limits(&self, req: pb::LimitsRequest) -> triage_ledger::Result<pb::LimitsResponse> {
+        self.inner.limits(req).await
+    }
+}
+
+/// Whether the conversation lock and the request id claim of `conv` / `id` under `prefix`
+/// are held.
+async fn held(conn: &redis::aio::MultiplexedConnection, prefix: &str, conv: &str, id: &str) -> (bool, bool) {
+    let mut conn = conn.clone();
+    let lock: Option<String> = conn.get(format!("{prefix}:lock:acme:{conv}")).await.unwrap();
+    let claim: Option<Vec<u8>> = conn.get(format!("{prefix}:req:acme:{id}")).await.unwrap();
+    (lock.is_some(), claim.is_some())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_route_dropped_by_its_caller_frees_the_conversation_and_the_request_id() {
-    let (redis, fake, gw, _dir) = stack("gone").await;
-    // The provider answers the first call only after far longer than the test waits.
-    fake.set_mode(Some(triage_testkit::Fault::Latency(Duration::from_secs(30))));
+async fn a_caller_gone_before_the_model_is_called_stops_the_route_and_frees_everything() {
+    let (redis, fake, config, _dir) = setup("gone").await;
+    let (mut services, conn) = common::local_services(&config, &redis, "gone").await;
+    let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "gone").unwrap();
+    let held_reserves = Arc::new(HeldReserves {
+        inner: ledger.clone(),
+        started: tokio::sync::Notify::new(),
+        go: tokio::sync::Notify::new(),
+        first: std::sync::atomic::AtomicBool::new(true),
+    });
+    services.ledger = held_reserves.clone();
+    let gw = triage_gateway::Gateway::new(services, config.clone(), conn);
     let first = {
         let gw = gw.clone();
         tokio::spawn(async move { gw.route("acme", turn("conv-gone", "req-gone", "Where is my order?")).await })
     };
-    let conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let held = || {
-        let mut conn = conn.clone();
-        async move {
-            let lock: Option<String> = conn.get("gone:lock:acme:conv-gone").await.unwrap();
-            let claim: Option<Vec<u8>> = conn.get("gone:req:acme:req-gone").await.unwrap();
-            (lock.is_some(), claim.is_some())
-        }
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while held().await != (true, true) {
-        assert!(std::time::Instant::now() < deadline, "the first call never took the lock and the id");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // The caller goes away (a cancelled gRPC call drops the handler's future the same way).
+    // The Route is reserving (lock and id taken); its caller goes away (a cancelled gRPC
+    // call or a closed HTTP connection drops the handler's future the same way).
+    held_reserves.started.notified().await;
+    let check = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    assert_eq!(held(&check, "gone", "conv-gone", "req-gone").await, (true, true));
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while held().await != (false, false) {
-        assert!(std::time::Instant::now() < deadline, "lock and claim still held: {:?}", held().await);
+    held_reserves.go.notify_one();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while held(&check, "gone", "conv-gone", "req-gone").await != (false, false) {
+        assert!(std::time::Instant::now() < deadline, "lock and claim still held");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Stopped before the model: nothing generated, the reservation released, not left to
+    // the reaper, nothing charged.
+    assert_eq!(fake.requests(), 0);
+    let mut c = check.clone();
+    let records: Vec<String> = c.keys("{gone:ledger}:req:req-gone/*").await.unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let state: Option<String> = c.hget(&records[0], "state").await.unwrap();
+    assert_eq!(state.as_deref(), Some("released"));
+    assert!(ledger.conversation_spend("acme:conv-gone").await.unwrap().is_none());
 
-    // The conversation's next turn and a retry of the same id are answered at once, not after
-    // the lease (over 30 s).
-    fake.set_mode(None);
-    let started = std::time::Instant::now();
+    // The conversation's next turn and a retry of the same id are answered at once; the
+    // retry reserves anew (the released reservation is over, the request id is not).
     let next = gw.route("acme", turn("conv-gone", "req-next", "And my invoice?")).await.unwrap();
     let retry = gw.route("acme", turn("conv-gone", "req-gone", "Where is my order?")).await.unwrap();
     assert!(!next.replayed && !retry.replayed, "{next:?} {retry:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(fake.requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_gone_while_the_model_answers_is_charged_once_and_its_retry_replays() {
+    let (redis, fake, config, _dir) = setup("late").await;
+    let gw = common::local_gateway(&config, &redis, "late").await;
+    let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "late").unwrap();
+    fake.set_mode(Some(triage_testkit::Fault::Latency(Duration::from_millis(700))));
+    let first = {
+        let gw = gw.clone();
+        tokio::spawn(async move { gw.route("acme", turn("conv-late", "req-late", "Where is my order?")).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fake.requests() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the model was never called");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The provider is answering, and will bill for it: the caller goes away now.
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let check = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    assert_eq!(held(&check, "late", "conv-late", "req-late").await, (true, true), "the Route stopped with its caller");
+
+    // The caller's retry (same request id) waits for the running Route and gets its answer:
+    // one generation, charged once.
+    let retry = gw.route("acme", turn("conv-late", "req-late", "Where is my order?")).await.unwrap();
+    assert!(retry.replayed, "{retry:?}");
+    assert_eq!(fake.requests(), 1);
+    let spent = ledger.conversation_spend("acme:conv-late").await.unwrap().expect("the answer was charged");
+    assert_eq!(spent.cost.requests, 1, "{spent:?}");
+    assert!(!spent.last_model.is_empty(), "{spent:?}");
+    assert!(!held(&check, "late", "conv-late", "req-late").await.0, "lock left behind");
 }
 
 /// The ledger, with every commit held back until `hold` has passed; `started` fires when the
@@ -287,5 +367,20 @@ async fn a_route_dropped_after_the_model_answered_is_still_charged() {
         }
         assert!(std::time::Instant::now() < deadline, "the dropped Route's answer was never charged");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_id_in_two_tenants_is_two_calls_charged_to_each() {
+    let (redis, fake, config, _dir) = setup("two").await;
+    let gw = common::local_gateway(&config, &redis, "two").await;
+    let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "two").unwrap();
+    let a = gw.route("acme", turn("c-1", "req-1", "Where is my order?")).await.unwrap();
+    let b = gw.route("globex", turn("c-1", "req-1", "Where is my order?")).await.unwrap();
+    assert!(!a.replayed && !b.replayed, "{a:?} {b:?}");
+    assert_eq!(fake.requests(), 2);
+    for scope in ["acme:c-1", "globex:c-1"] {
+        let spent = ledger.conversation_spend(scope).await.unwrap();
+        assert_eq!(spent.map(|s| s.cost.requests), Some(1), "{scope}");
     }
 }

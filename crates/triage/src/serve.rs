@@ -70,6 +70,15 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
     let stack = Stack::build(config.clone(), &targets, all_in_one, stop.clone()).await?;
     let shutdown = Shutdown { drain_delay: config.server.drain_delay, grace_period: config.server.grace_period };
 
+    // Shutdown's one clock: in-flight calls, and the Routes that outlive their callers, have
+    // until the drain delay and the grace period after the stop are over.
+    let stopped_at = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            std::time::Instant::now()
+        })
+    };
     let mut servers = tokio::task::JoinSet::new();
     let auth_on = stack.auth.as_ref().is_some_and(|a| a.enabled());
     let groups: Vec<(&str, Vec<&'static str>)> = if all_in_one && auth_on {
@@ -126,7 +135,9 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
             }
         }
     }
-    stack.shutdown().await;
+    stop.cancel(); // servers that ended on their own: stopping now
+    let stopped_at = stopped_at.await.unwrap_or_else(|_| std::time::Instant::now());
+    stack.shutdown(stopped_at + shutdown.drain_delay + shutdown.grace_period).await;
     tracing::info!("stopped");
     match failed {
         Some(e) => Err(e),

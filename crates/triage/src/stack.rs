@@ -242,10 +242,22 @@ impl Stack {
         Ok((builder.routes(), health))
     }
 
-    /// Stores the decision records still queued, then stops background tasks and the
-    /// embedded Redis.
-    pub async fn shutdown(self) {
+    /// Lets Routes whose callers went away finish until `deadline` (the end of the grace
+    /// period), stores the decision records still queued, then stops background tasks and
+    /// the embedded Redis.
+    pub async fn shutdown(self, deadline: std::time::Instant) {
         if let Some(gw) = &self.gateway {
+            let running = gw.load().in_flight();
+            if running > 0 {
+                tracing::info!(running, "waiting for Routes whose callers went away (they are charged at the end)");
+            }
+            let unfinished = gw.finish_routes(deadline).await;
+            if unfinished > 0 {
+                tracing::warn!(
+                    unfinished,
+                    "grace period over; Routes still running are abandoned (their reservations are reaped)"
+                );
+            }
             gw.flush_decisions().await;
         }
         self.stop.cancel();

@@ -274,7 +274,7 @@ impl Gateway {
             .unwrap_or(Micros::ZERO);
         rec.reserved_micros = worst.0;
         let rreq = pb::ReserveRequest {
-            request_id: req.request_id.clone(),
+            request_id: rec.reservation_id.clone(),
             scopes: self.scopes(tenant, req, &decision.model),
             amount_micros: worst.0,
             model: decision.model.clone(),
@@ -351,8 +351,8 @@ impl Gateway {
         }
     }
 
-    pub(super) async fn release(&self, request_id: &str, steps: &mut Steps) {
-        let r = pb::ReleaseRequest { request_id: request_id.to_string() };
+    pub(super) async fn release(&self, reservation_id: &str, steps: &mut Steps) {
+        let r = pb::ReleaseRequest { request_id: reservation_id.to_string() };
         match steps.run("release", self.config.server.deadlines.ledger, self.services.ledger.release(r)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "reservation not released; the reaper frees it"),
@@ -360,9 +360,11 @@ impl Gateway {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn commit(
         &self,
         req: &pb::RouteRequest,
+        reservation_id: &str,
         model: &str,
         cost: Micros,
         unaccounted: bool,
@@ -370,7 +372,7 @@ impl Gateway {
         steps: &mut Steps,
     ) {
         let c = pb::CommitRequest {
-            request_id: req.request_id.clone(),
+            request_id: reservation_id.to_string(),
             actual_micros: cost.0,
             conversation_id: req.conversation_id.clone(),
             model: model.to_string(),

@@ -105,7 +105,8 @@ pub async fn run(mut config: Config, max_tokens: u32, simulate: bool, only: Opti
         }
     }
     report::summary(&turns, &config);
-    stack.shutdown().await;
+    // Every turn was awaited: no Route is left running.
+    stack.shutdown(Instant::now()).await;
     drop(sims);
     Ok(())
 }
