@@ -5,6 +5,7 @@ mod types;
 mod validate;
 
 pub use types::*;
+pub use validate::tenant_name_problem;
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};

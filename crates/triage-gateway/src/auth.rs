@@ -65,11 +65,8 @@ fn stored(entries: Vec<ApiKeyConfig>, origin: &Path) -> Result<Vec<StoredKey>, A
             path: origin.to_path_buf(),
             reason: format!("[{i}].sha256: must be 64 hex characters (sha256 of the key)"),
         })?;
-        if k.tenant.trim().is_empty() {
-            return Err(AuthError::KeysFile {
-                path: origin.to_path_buf(),
-                reason: format!("[{i}].tenant: must not be empty"),
-            });
+        if let Some(why) = triage_core::config::tenant_name_problem(&k.tenant) {
+            return Err(AuthError::KeysFile { path: origin.to_path_buf(), reason: format!("[{i}].tenant: {why}") });
         }
         keys.push(StoredKey { digest, tenant: k.tenant, revoked: k.revoked });
     }
@@ -353,6 +350,9 @@ mod tests {
         std::fs::write(&file, "{not: a list").unwrap();
         a.reload().unwrap_err();
         a.authenticate(Some("Bearer k1")).unwrap_err();
+        let colon = format!("- {{sha256: {}, tenant: 'a:b'}}\n", hex::encode(Sha256::digest(b"k1")));
+        std::fs::write(&file, colon).unwrap();
+        assert!(a.reload().unwrap_err().to_string().contains("[0].tenant"));
         std::fs::write(&file, "[]").unwrap();
         a.reload().unwrap();
         assert!(a.enabled());

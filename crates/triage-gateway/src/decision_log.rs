@@ -68,8 +68,8 @@ impl DecisionLog {
         self
     }
 
-    fn key(&self, request_id: &str) -> String {
-        key(&self.prefix, request_id)
+    fn key(&self, tenant: &str, request_id: &str) -> String {
+        key(&self.prefix, tenant, request_id)
     }
 
     /// Name of the capped stream of all decisions.
@@ -112,7 +112,13 @@ impl DecisionLog {
     pub async fn get(&self, tenant: &str, request_id: &str) -> Result<pb::DecisionRecord> {
         self.flush().await;
         let mut redis = self.redis.clone();
-        let json: Option<String> = redis::cmd("GET").arg(self.key(request_id)).query_async(&mut redis).await?;
+        let mut json: Option<String> =
+            redis::cmd("GET").arg(self.key(tenant, request_id)).query_async(&mut redis).await?;
+        if json.is_none() {
+            // Written before records were keyed per tenant (2026-12-06): kept for their TTL.
+            let legacy = format!("{}:decision:{request_id}", self.prefix);
+            json = redis::cmd("GET").arg(legacy).query_async(&mut redis).await?;
+        }
         let rec: pb::DecisionRecord = match json {
             Some(j) => serde_json::from_str(&j).map_err(|e| Error::Store(format!("decision record corrupt: {e}")))?,
             None => return Err(Error::NotFound(format!("no decision record for request `{request_id}`"))),
@@ -139,14 +145,19 @@ impl DecisionLog {
             files.push(json.clone());
         }
         let mut redis = self.redis.clone();
-        let _: () =
-            redis::cmd("SET").arg(self.key(&rec.request_id)).arg(json).arg("KEEPTTL").query_async(&mut redis).await?;
+        let _: () = redis::cmd("SET")
+            .arg(self.key(tenant, &rec.request_id))
+            .arg(json)
+            .arg("KEEPTTL")
+            .query_async(&mut redis)
+            .await?;
         Ok(Some(rec.model))
     }
 }
 
-fn key(prefix: &str, request_id: &str) -> String {
-    format!("{prefix}:decision:{request_id}")
+/// Per tenant: request ids are the callers', and two tenants may use the same one.
+fn key(prefix: &str, tenant: &str, request_id: &str) -> String {
+    format!("{prefix}:decision:{tenant}:{request_id}")
 }
 
 fn stream_key(prefix: &str) -> String {
@@ -201,7 +212,7 @@ impl Sink {
         };
         // Validated to 1m..366d, so whole milliseconds fit.
         let ttl_ms = self.retention.ttl.as_millis() as u64;
-        pipe.cmd("SET").arg(key(&self.prefix, &rec.request_id)).arg(&json).arg("PX").arg(ttl_ms).ignore();
+        pipe.cmd("SET").arg(key(&self.prefix, &rec.tenant, &rec.request_id)).arg(&json).arg("PX").arg(ttl_ms).ignore();
         let stream_max_len = self.retention.stream_max_len;
         if stream_max_len > 0 {
             pipe.cmd("XADD")

@@ -383,4 +383,13 @@ async fn one_request_id_in_two_tenants_is_two_calls_charged_to_each() {
         let spent = ledger.conversation_spend(scope).await.unwrap();
         assert_eq!(spent.map(|s| s.cost.requests), Some(1), "{scope}");
     }
+    // Each tenant's decision record is its own (one no longer overwrites the other).
+    gw.flush_decisions().await;
+    let (ra, rb) = (
+        gw.decision_log().get("acme", "req-1").await.unwrap(),
+        gw.decision_log().get("globex", "req-1").await.unwrap(),
+    );
+    assert_eq!((ra.tenant.as_str(), rb.tenant.as_str()), ("acme", "globex"));
+    assert_ne!(ra.reservation_id, rb.reservation_id);
+    assert!(ra.reservation_id.starts_with("req-1/"), "{}", ra.reservation_id);
 }

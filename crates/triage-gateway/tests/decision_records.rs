@@ -32,7 +32,7 @@ async fn records_keep_their_configured_ttl_and_a_zero_length_stream_is_not_writt
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     for id in &ids {
         assert_eq!(&gw.decision_log().get("acme", id).await.unwrap().request_id, id, "Explain reads it");
-        let found: Vec<String> = conn.keys(format!("*:decision:{id}")).await.unwrap();
+        let found: Vec<String> = conn.keys(format!("*:decision:acme:{id}")).await.unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         let ttl_ms: i64 = conn.pttl(&found[0]).await.unwrap();
         assert!((89 * 60_000..=90 * 60_000).contains(&ttl_ms), "ttl {ttl_ms} ms, want 90 min");

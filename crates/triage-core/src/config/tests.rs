@@ -100,6 +100,8 @@ fn auth_and_http_keys_are_checked() {
     for (patch, expected) in [
         ("{keys: [{sha256: not-hex, tenant: acme}]}", "auth.keys[0].sha256"),
         ("{keys: [{sha256: 'AA', tenant: acme}]}", "auth.keys[0].sha256"),
+        // `a` + id `b:c` and `a:b` + id `c` would name the same keys.
+        (&*format!("{{keys: [{{sha256: '{}', tenant: 'a:b'}}]}}", "a".repeat(64)), "auth.keys[0].tenant"),
         ("{keys: [], colour: blue}", "colour"),
     ] {
         let y = with_default(|v| v["auth"] = serde_yaml::from_str(patch).unwrap());
@@ -108,6 +110,8 @@ fn auth_and_http_keys_are_checked() {
     }
     let y = with_default(|v| v["server"] = serde_yaml::from_str("{http_listen: 'nowhere'}").unwrap());
     assert!(load(&y).unwrap_err().to_string().contains("server.http_listen"));
+    let y = with_default(|v| v["server"] = serde_yaml::from_str("{default_tenant: 'x y'}").unwrap());
+    assert!(load(&y).unwrap_err().to_string().contains("server.default_tenant"));
 }
 
 #[test]

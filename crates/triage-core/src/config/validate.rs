@@ -118,8 +118,8 @@ fn validate_key(at: &str, k: &ApiKeyConfig) -> Result<(), Invalid> {
     if k.sha256.len() != 64 || !k.sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
         return Err((format!("{at}.sha256"), "must be 64 lowercase hex characters (sha256 of the key)".into()));
     }
-    if k.tenant.trim().is_empty() {
-        return Err((format!("{at}.tenant"), "must not be empty".into()));
+    if let Some(why) = tenant_name_problem(&k.tenant) {
+        return Err((format!("{at}.tenant"), why.into()));
     }
     Ok(())
 }
@@ -275,8 +275,8 @@ fn validate_server(s: &ServerConfig) -> Result<(), Invalid> {
     if s.header_read_timeout.is_zero() || s.body_read_timeout.is_zero() {
         return Err(("server.header_read_timeout".into(), "read timeouts must be greater than 0".into()));
     }
-    if s.default_tenant.trim().is_empty() {
-        return Err(("server.default_tenant".into(), "must not be empty".into()));
+    if let Some(why) = tenant_name_problem(&s.default_tenant) {
+        return Err(("server.default_tenant".into(), why.into()));
     }
     let d = &s.deadlines;
     for (f, v) in [
@@ -473,4 +473,19 @@ mod ledger_alerts_tests {
             assert!(err.contains("ledger.reseed_interval"), "{bad}: {err}");
         }
     }
+}
+
+/// What is wrong with a tenant name, if anything. Tenants name Redis keys and scope ids
+/// (`tenant:conversation`) followed by a caller's id, which may contain `:`; a tenant with
+/// `:` could make its keys another tenant's (`a` + `b:c` against `a:b` + `c`).
+pub fn tenant_name_problem(tenant: &str) -> Option<&'static str> {
+    if tenant.trim().is_empty() {
+        return Some("must not be empty");
+    }
+    if tenant.len() > 128 || !tenant.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+        return Some(
+            "must be 1-128 characters of letters, digits and - _ . @ (no `:`, which separates it from ids in keys)",
+        );
+    }
+    None
 }
