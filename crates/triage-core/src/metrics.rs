@@ -158,6 +158,9 @@ pub struct Metrics {
     pub budget_alert_webhook_failures: Counter,
     /// Decision records not written to the JSONL files because the writer fell behind.
     pub decision_log_dropped: Counter,
+    /// Log lines the log writer dropped (its queue full: stderr's reader fell behind);
+    /// brought up to the writer's own count each time the metrics are read.
+    pub log_lines_dropped: Counter,
 }
 
 impl Metrics {
@@ -186,6 +189,7 @@ impl Metrics {
             budget_alerts: Family::default(),
             budget_alert_webhook_failures: Counter::default(),
             decision_log_dropped: Counter::default(),
+            log_lines_dropped: Counter::default(),
             registry: Registry::default(),
         };
         r.register("triage_routes", "Routed requests by answering model, tier and rule", m.routes.clone());
@@ -246,17 +250,36 @@ impl Metrics {
             "Decision records dropped from the JSONL files (writer behind)",
             m.decision_log_dropped.clone(),
         );
+        r.register(
+            "triage_log_lines_dropped",
+            "Log lines dropped because stderr's reader fell behind (the request path never waits for logs)",
+            m.log_lines_dropped.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 
     /// The text exposition (OpenMetrics).
     pub fn encode(&self) -> String {
+        if let Some(drops) = LOG_DROPS.get() {
+            // fetch_max: two scrapes at once cannot add the same drops twice.
+            let dropped = drops.dropped_lines() as u64;
+            self.log_lines_dropped.inner().fetch_max(dropped, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
     }
+}
+
+/// The log writer's count of dropped lines (see [`crate::telemetry::log_writer`]).
+static LOG_DROPS: OnceLock<tracing_appender::non_blocking::ErrorCounter> = OnceLock::new();
+
+/// Exports the dropped lines of the process's log writer as `triage_log_lines_dropped_total`;
+/// the first writer given wins (a process has one).
+pub fn watch_log_drops(counter: tracing_appender::non_blocking::ErrorCounter) {
+    let _ = LOG_DROPS.set(counter);
 }
 
 /// The process-wide metrics.
@@ -291,5 +314,39 @@ mod tests {
         assert!(text.contains("triage_routes_total{model=\"a\",tier=\"fast\",rule=\"r\"} 1"), "{text}");
         assert!(text.contains("triage_step_duration_seconds_bucket{"), "{text}");
         assert!(text.contains("# EOF"));
+    }
+
+    /// stderr whose reader has fallen behind: every write takes 20 ms.
+    struct SlowPipe;
+
+    impl std::io::Write for SlowPipe {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn dropped_log_lines_are_exported() {
+        use std::io::Write;
+        let (mut writer, _guard) = crate::telemetry::log_writer(SlowPipe, 2);
+        watch_log_drops(writer.error_counter());
+        for _ in 0..50 {
+            writer.write_all(b"routed\n").unwrap();
+        }
+        let dropped = writer.error_counter().dropped_lines();
+        assert!(dropped > 0);
+        let text = global().encode();
+        // Equal, or more if the writer dropped again between the two reads.
+        let exported: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("triage_log_lines_dropped_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(exported >= dropped as u64 && exported <= 50, "{exported} exported, {dropped} dropped");
     }
 }

@@ -36,7 +36,7 @@ impl Drop for TelemetryGuard {
 /// log must never hold a request up: stderr is a pipe to the container runtime, and a write
 /// to it blocks while the runtime's reader falls behind, which would stall a tokio worker
 /// and every request on it. Past `lines` queued, lines are dropped (counted by the writer's
-/// `error_counter`) instead.
+/// `error_counter`, which a server exports as `triage_log_lines_dropped_total`) instead.
 pub fn log_writer<W: std::io::Write + Send + 'static>(out: W, lines: usize) -> (NonBlocking, WorkerGuard) {
     NonBlockingBuilder::default().lossy(true).buffered_lines_limit(lines).thread_name("triage-log").finish(out)
 }
@@ -46,6 +46,7 @@ pub fn log_writer<W: std::io::Write + Send + 'static>(out: W, lines: usize) -> (
 pub fn init(cfg: &TelemetryConfig) -> Result<TelemetryGuard> {
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().or_else(|| cfg.otlp_endpoint.clone());
     let (writer, log_guard) = log_writer(std::io::stderr(), LOG_QUEUE_LINES);
+    crate::metrics::watch_log_drops(writer.error_counter());
     let provider = match endpoint {
         Some(ep) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
