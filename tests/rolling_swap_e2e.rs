@@ -1,7 +1,9 @@
 //! A rolling model swap under continuous traffic, through the real binary: the operator's
 //! `Admin.ApplyModels` moves a model to a new version while Routes keep coming. No Route
 //! fails; conversations that started on the old version stay on it until the drain deadline
-//! and then move (with a handoff); new conversations start on the new version.
+//! and then move (with a handoff); new conversations start on the new version. And a swap in
+//! which one version fails: its breaker opens after the threshold and its conversations move
+//! to the other version (with a handoff) instead of living on a fallback until the deadline.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -62,18 +64,21 @@ fn models_yaml(base_url: &str, drain_until: SystemTime) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rolling_swap_under_traffic_drops_nothing_and_keeps_running_conversations_on_their_version() {
-    assert!(models_present(), "model files missing: run scripts/setup.sh");
-    let redis = redis();
-    let fake = FakeOpenAi::start().await.unwrap();
-    let base_url = fake.base_url();
-    let cfg = TestConfig::new(&redis.url(), "swap", |v| {
+/// The embedded default with the provider models on the fake at `base_url` (the middle model
+/// falls back to the local one), the admin token, a policy that sends every turn to the middle
+/// model, and `patch` applied last.
+fn swap_config(
+    redis: &triage_testkit::RedisServer,
+    base_url: &str,
+    prefix: &str,
+    patch: impl FnOnce(&mut serde_yaml::Value),
+) -> TestConfig {
+    let cfg = TestConfig::new(&redis.url(), prefix, |v| {
         let models = v["models"].as_mapping_mut().unwrap();
         models.remove("openai-gpt-4o-mini");
         models.remove("openai-gpt-4o");
         let groq = &mut v["models"]["groq-llama-70b"];
-        groq["provider"]["base_url"] = base_url.clone().into();
+        groq["provider"]["base_url"] = base_url.into();
         groq["fallbacks"] = serde_yaml::from_str("[local-smollm2]").unwrap();
         let claude: serde_yaml::Value = serde_yaml::from_str(&format!(
             "{{tier: frontier, provider: {{kind: openai, base_url: '{base_url}', model_id: claude-proxy, api_key: {{env: GROQ_API_KEY}}}}, version: claude-proxy, context_window: 200000, price: {{input_per_mtok: 3000000, output_per_mtok: 15000000}}, fallbacks: [local-smollm2]}}"
@@ -81,13 +86,23 @@ async fn rolling_swap_under_traffic_drops_nothing_and_keeps_running_conversation
         .unwrap();
         v["models"]["claude-sonnet"] = claude;
         v["server"]["admin_token"] = serde_yaml::from_str("{env: TRIAGE_ADMIN_TOKEN}").unwrap();
+        patch(v);
     });
     // The policy file sits next to the config; write it and point the config at it.
     let policy = policy_file(cfg.dir.path());
     let mut v: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&cfg.path).unwrap()).unwrap();
     v["policy"] = serde_yaml::from_str(&format!("{{file: '{}'}}", policy.display())).unwrap();
     std::fs::write(&cfg.path, serde_yaml::to_string(&v).unwrap()).unwrap();
+    cfg
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_swap_under_traffic_drops_nothing_and_keeps_running_conversations_on_their_version() {
+    assert!(models_present(), "model files missing: run scripts/setup.sh");
+    let redis = redis();
+    let fake = FakeOpenAi::start().await.unwrap();
+    let base_url = fake.base_url();
+    let cfg = swap_config(&redis, &base_url, "swap", |_| {});
     let mut proc = Process::serve(&cfg, "all", &[("TRIAGE_ADMIN_TOKEN", TOKEN), ("GROQ_API_KEY", "k")]);
     wait_serving(&cfg.url("gateway"), "triage.v1.Router", &mut proc).await;
     let gw = cfg.url("gateway");
@@ -187,5 +202,75 @@ async fn rolling_swap_under_traffic_drops_nothing_and_keeps_running_conversation
     // Both versions were called at the provider by their own model ids.
     let ids = fake.model_ids();
     assert!(ids.contains(&OLD.to_string()) && ids.contains(&NEW.to_string()), "{ids:?}");
+    proc.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_whose_breaker_opens_mid_swap_hands_its_conversations_to_the_other_version() {
+    assert!(models_present(), "model files missing: run scripts/setup.sh");
+    let redis = redis();
+    let fake = FakeOpenAi::start().await.unwrap();
+    let base_url = fake.base_url();
+    // A swap in progress from the start: the deadline far off, and every new conversation
+    // on the previous version (canary weight 0), so all of them are pinned to OLD.
+    let until = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(600));
+    let cfg = swap_config(&redis, &base_url, "vbrk", |v| {
+        let groq = &mut v["models"]["groq-llama-70b"];
+        groq["version"] = NEW.into();
+        groq["provider"]["model_id"] = NEW.into();
+        groq["rollout"] = serde_yaml::from_str(&format!(
+            "{{previous: {{version: {OLD}, provider: {{kind: openai, base_url: '{base_url}', model_id: {OLD}, api_key: {{env: GROQ_API_KEY}}}}}}, drain_until: '{until}', canary_weight: 0}}"
+        ))
+        .unwrap();
+        v["backends"] =
+            serde_yaml::from_str("{breaker: {failure_threshold: 3, cooldown: 300s}, retry: {max_retries: 0}}").unwrap();
+    });
+    let mut proc = Process::serve(&cfg, "all", &[("TRIAGE_ADMIN_TOKEN", TOKEN), ("GROQ_API_KEY", "k")]);
+    wait_serving(&cfg.url("gateway"), "triage.v1.Router", &mut proc).await;
+    let mut client = router(&cfg.url("gateway")).await;
+    let mut running = Vec::new();
+    for i in 0..3 {
+        let r = client.route(turn(&format!("what is the status of order {i}?"))).await.unwrap().into_inner();
+        assert_eq!((r.model.as_str(), r.model_version.as_str()), ("groq-llama-70b", OLD), "{r:?}");
+        running.push(r.conversation_id);
+    }
+
+    // The previous version starts failing; the new one is healthy.
+    fake.set_model_fault(OLD, Some(triage_testkit::Fault::status(503)));
+    // Each conversation keeps talking. Turns while OLD's breaker counts failures fall back to
+    // the local model; once it opens, the swap's other version serves and the conversation
+    // moves to it, long before the drain deadline.
+    let mut moved = BTreeMap::new();
+    for round in 0..8 {
+        for conv in &running {
+            let mut t = turn(&format!("and what about the invoice, round {round}?"));
+            t.conversation_id = conv.clone();
+            t.max_tokens = 8;
+            let r = client.route(t).await.unwrap_or_else(|e| panic!("{conv}: Route failed during the outage: {e}"));
+            let r = r.into_inner();
+            if r.model_version == NEW {
+                assert!(!r.downgraded, "{r:?}");
+                let warnings = r.warnings.join("; ");
+                moved.entry(conv.clone()).or_insert_with(|| warnings);
+            } else {
+                assert!(!moved.contains_key(conv), "{conv} went back to {}: {r:?}", r.model_version);
+                assert!(r.downgraded && r.model == "local-smollm2", "a failed OLD call falls back: {r:?}");
+            }
+        }
+        // Signals reach the policy within 250 ms of a breaker's change.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for conv in &running {
+        let warnings = moved.get(conv).unwrap_or_else(|| panic!("{conv} never moved to {NEW}: {moved:?}"));
+        assert!(
+            warnings.contains(&format!("version `{OLD}` of `groq-llama-70b` has its breaker open")),
+            "the turn that moved {conv} does not say why: {warnings}"
+        );
+    }
+    // The open breaker kept calls off the failing version: the threshold's worth, no more.
+    assert_eq!(fake.requests_for(OLD), 3 + 3, "3 healthy first turns, then 3 failures to open the breaker");
+    // New conversations, which would start on OLD, start on NEW while its breaker is open.
+    let r = client.route(turn("a new customer: where is my parcel?")).await.unwrap().into_inner();
+    assert_eq!(r.model_version, NEW, "{r:?}");
     proc.terminate();
 }

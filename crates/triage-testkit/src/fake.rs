@@ -112,6 +112,10 @@ pub(crate) struct Shared {
     required_key: Mutex<Option<String>>,
     /// Every model id requested, in first-seen order.
     model_ids: Mutex<Vec<String>>,
+    /// Requests per model id.
+    per_model: Mutex<BTreeMap<String, usize>>,
+    /// A fault for every request of a model id, before the queue and the mode.
+    model_faults: Mutex<BTreeMap<String, Fault>>,
 }
 
 /// One wire format: bodies and SSE frames.
@@ -213,8 +217,19 @@ impl FakeServer {
         *self.shared.ratio.lock() = ratio;
     }
 
-    /// Clears queue, mode and ratio.
+    /// A fault for every request of `model_id` (one version of a model, say), ahead of the
+    /// queue and the mode; `None` heals it.
+    pub fn set_model_fault(&self, model_id: &str, fault: Option<Fault>) {
+        let mut faults = self.shared.model_faults.lock();
+        match fault {
+            Some(f) => faults.insert(model_id.to_string(), f),
+            None => faults.remove(model_id),
+        };
+    }
+
+    /// Clears queue, mode, ratio and model faults.
     pub fn clear_faults(&self) {
+        self.shared.model_faults.lock().clear();
         self.shared.queue.lock().clear();
         *self.shared.mode.lock() = None;
         *self.shared.ratio.lock() = None;
@@ -238,6 +253,11 @@ impl FakeServer {
     /// Every model id requested so far, in first-seen order.
     pub fn model_ids(&self) -> Vec<String> {
         self.shared.model_ids.lock().clone()
+    }
+
+    /// Requests received so far for `model_id`.
+    pub fn requests_for(&self, model_id: &str) -> usize {
+        self.shared.per_model.lock().get(model_id).copied().unwrap_or(0)
     }
 
     /// The last request received.
@@ -349,13 +369,15 @@ async fn handle<W: Wire>(
         if !ids.contains(&requested) {
             ids.push(requested.clone());
         }
+        *shared.per_model.lock().entry(requested.clone()).or_default() += 1;
     }
+    let model_fault = shared.model_faults.lock().get(&requested).cloned();
     let reply = shared.reply.lock().clone();
     let mut model = reply.model.clone().unwrap_or(requested);
     let chunk_delay = *shared.chunk_delay.lock();
     let mut first_delay = Duration::ZERO;
     let mut cut_after = None;
-    match shared.next_fault(n) {
+    match model_fault.or_else(|| shared.next_fault(n)) {
         None => {}
         Some(Fault::Latency(d)) => tokio::time::sleep(d).await,
         Some(Fault::Status { status, message, retry_after }) => {
