@@ -9,7 +9,8 @@
 //! KEYS, never build one, so moving to finer tags later only changes this file.
 //!
 //! ```text
-//! {P:ledger}:req:<request_id>                      hash  reservation record (state, amount, keys, ...)
+//! {P:ledger}:req:<request_id>                      hash  reservation record (state, amount, keys,
+//!                                                        convs: conversation scopes, ...)
 //! {P:ledger}:deadlines                             zset  request_id -> deadline ms (reservations only)
 //! {P:ledger}:kinds                                 set   scope kinds ever charged
 //! {P:ledger}:c:<kind>:<window>:<window_id>:<id>    hash  spent, reserved, requests (micros),
@@ -21,8 +22,10 @@
 //! {P:ledger}:alert:<kind>:<window>:<window_id>:<ppm>:<id>  string  threshold alert sent (SET NX)
 //! ```
 //! Kinds contain no `:` and window ids have none, so the id (which may, `tenant:user`) is
-//! always the unambiguous remainder. Every scope has hour counters; day and month counters
-//! exist only where a limit does (reports sum the others from hours, see `ops.rs`).
+//! always the unambiguous remainder. Every scope but a conversation has hour counters; day
+//! and month counters exist only where a limit does (reports sum the others from hours, see
+//! `ops.rs`). A conversation has counters only under a limit on it: its `margin:` hash keeps
+//! its whole life.
 
 use crate::window::Span;
 use crate::{Error, Result};

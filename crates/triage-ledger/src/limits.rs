@@ -70,6 +70,11 @@ impl LimitTable {
         specific.or_else(|| self.generic.get(kind).and_then(|per| per[slot(window)]))
     }
 
+    /// True when a limit applies to scope `kind`/`id` in any window.
+    pub fn limits_any_window(&self, kind: &str, id: &str) -> bool {
+        Window::ALL.iter().any(|w| self.get(kind, id, *w).is_some())
+    }
+
     /// True when no limit is configured at all.
     pub fn is_empty(&self) -> bool {
         self.specific.is_empty() && self.generic.is_empty()

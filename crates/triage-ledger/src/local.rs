@@ -29,10 +29,19 @@ pub(crate) struct CounterIndex {
     pub id: String,
 }
 
+/// What a reservation charges at its commit: its counters, and the conversation scopes
+/// (`tenant:conversation` ids) whose whole-life cost, requests and margin a commit adds to
+/// the scope's hash. A conversation has counters only under a per-window limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Charges {
+    pub counters: Vec<CounterRef>,
+    pub conversations: Vec<String>,
+}
+
 /// A reservation made by this instance and not yet settled.
 #[derive(Debug, Clone)]
 pub(crate) struct Inflight {
-    pub counters: Arc<Vec<CounterRef>>,
+    pub charges: Arc<Charges>,
     pub model: String,
     pub amount: i64,
     pub deadline_unix_ms: i64,
@@ -44,8 +53,8 @@ pub(crate) struct Inflight {
 #[derive(Debug, Clone)]
 pub(crate) struct PendingCommit {
     pub req: pb::CommitRequest,
-    /// The counters, when this instance made the reservation.
-    pub counters: Option<Arc<Vec<CounterRef>>>,
+    /// What it charges, when this instance made the reservation.
+    pub charges: Option<Arc<Charges>>,
     /// When the commit was attempted (attribution windows use it, not the replay time).
     pub at_unix_ms: i64,
 }

@@ -37,7 +37,7 @@ impl RedisLedger {
             let (due,): (Vec<String>,) = self.inner.query(&pipe).await?;
             let mut progressed = false;
             for id in &due {
-                let counters = self.record_counters(id).await?.unwrap_or_default();
+                let counters = self.record_charges(id).await?.unwrap_or_default().counters;
                 match self.run_free(&REAP, id, &counters, now_unix_ms).await? {
                     1 => {
                         reaped += 1;
@@ -69,7 +69,7 @@ impl RedisLedger {
         };
         let mut done = 0;
         while let Some(p) = local.front_pending() {
-            match self.settle_commit(&p.req, p.counters.clone(), p.at_unix_ms).await {
+            match self.settle_commit(&p.req, p.charges.clone(), p.at_unix_ms).await {
                 Ok(Committed::Missing) => {
                     tracing::error!(
                         request_id = %p.req.request_id, actual = %Micros(p.req.actual_micros),

@@ -4,7 +4,7 @@
 
 use crate::keys::{check_kind, encode_key_list};
 use crate::limits::{MAX_MICROS, refusal_message, remaining_fraction, scope_label};
-use crate::local::{CounterIndex, CounterRef, Inflight};
+use crate::local::{Charges, CounterIndex, CounterRef, Inflight};
 use crate::redis_ledger::StoreFail;
 use crate::window::{DAY_MS, HOUR_MS, Span, Window};
 use crate::{BudgetAlert, Error, RedisLedger, Result};
@@ -20,6 +20,8 @@ static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lu
 pub const RECORD_RETENTION_MS: i64 = 2 * DAY_MS;
 /// Per-conversation cost is kept this long after the conversation's last commit.
 pub const CONVERSATION_RETENTION_MS: i64 = 90 * DAY_MS;
+/// The scope kind whose whole-life cost the ledger keeps per scope (see [`Charges`]).
+pub(crate) const CONVERSATION: &str = "conversation";
 
 /// One counter a reservation touches: a scope in one window instance.
 #[derive(Debug, Clone)]
@@ -74,11 +76,21 @@ impl RedisLedger {
     /// where it has a limit in that window. Reports sum the other days and months from hours
     /// (reports.rs): each counter costs every reserve and commit two or three script calls,
     /// and those calls, not the data, were most of Redis's time per Route.
+    ///
+    /// A conversation scope has counters only where a limit on it exists. Its whole-life
+    /// cost is kept in its scope hash by every commit (see [`Charges`]); hour counters per
+    /// conversation, kept until their month's report is over, would grow Redis by every
+    /// new conversation (~250 bytes each per hour it talks, for a month) and cost each new
+    /// conversation's commit six calls of set-up and indexing.
     pub(crate) fn plan(&self, scopes: &[pb::Scope], now_unix_ms: i64) -> Result<Vec<CounterPlan>> {
         let spans = Span::all_at(now_unix_ms)?;
         let keys = &self.inner.keys;
+        let limits = &self.inner.limits;
         let mut out = Vec::with_capacity(scopes.len() * spans.len());
         for scope in scopes {
+            if scope.kind == CONVERSATION && !limits.limits_any_window(&scope.kind, &scope.id) {
+                continue;
+            }
             for span in &spans {
                 let limit = self.inner.limits.get(&scope.kind, &scope.id, span.window);
                 if limit.is_none() && span.window != Window::Hour {
@@ -130,10 +142,14 @@ impl RedisLedger {
         for (i, hours) in &seeds {
             inv.arg(i + 1).arg(hours.len());
         }
+        let conversations: Vec<&str> =
+            scopes.iter().filter(|s| s.kind == CONVERSATION).map(|s| s.id.as_str()).collect();
+        inv.arg(encode_key_list(&conversations));
         inv.arg(encode_key_list(&plan.iter().map(|c| c.key.as_str()).collect::<Vec<_>>()));
-        let counters = || {
-            Arc::new(
-                plan.iter()
+        let charges = || {
+            Arc::new(Charges {
+                counters: plan
+                    .iter()
                     .map(|c| CounterRef {
                         key: c.key.clone(),
                         expire_at_unix_ms: c.span.expire_at_unix_ms(),
@@ -143,11 +159,12 @@ impl RedisLedger {
                             id: c.scope.id.clone(),
                         }),
                     })
-                    .collect::<Vec<_>>(),
-            )
+                    .collect(),
+                conversations: conversations.iter().map(|c| c.to_string()).collect(),
+            })
         };
         let entry = |accounted| Inflight {
-            counters: counters(),
+            charges: charges(),
             model: req.model.clone(),
             amount: req.amount_micros,
             deadline_unix_ms: deadline,

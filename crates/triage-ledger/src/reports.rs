@@ -4,7 +4,7 @@
 
 use crate::keys::check_kind;
 use crate::limits::{remaining_fraction, scope_label};
-use crate::ops::normalize_scopes;
+use crate::ops::{CONVERSATION, normalize_scopes};
 use crate::window::{Span, Window, parse_window};
 use crate::{Error, RedisLedger, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +31,9 @@ pub struct ConversationCost {
 }
 
 type Counters = Vec<(Option<i64>, Option<i64>, Option<u64>)>;
+
+/// The Spend window of a conversation's whole life (its scope hash).
+pub const WHOLE_LIFE: &str = "conversation";
 
 /// Most commands in one report round trip: a listing over many scopes and hours goes in
 /// pieces, so Redis never serves one huge pipeline while Routes wait behind it.
@@ -60,7 +63,7 @@ impl RedisLedger {
         let mut ids: Vec<String> = rows
             .iter()
             .filter_map(|r| r.scope.as_ref())
-            .filter(|s| s.kind == "conversation")
+            .filter(|s| s.kind == CONVERSATION)
             .map(|s| s.id.clone())
             .collect();
         ids.sort_unstable();
@@ -81,7 +84,7 @@ impl RedisLedger {
             })
             .collect();
         for r in rows {
-            if let Some(s) = r.scope.as_ref().filter(|s| s.kind == "conversation")
+            if let Some(s) = r.scope.as_ref().filter(|s| s.kind == CONVERSATION)
                 && let Some((revenue, margin)) = margins.get(s.id.as_str())
             {
                 r.revenue_micros = Some(*revenue);
@@ -92,9 +95,23 @@ impl RedisLedger {
     }
 
     /// [`crate::Ledger::spend`] at an explicit time: the window instances containing `now`.
+    ///
+    /// A conversation scope is kept whole-life in its scope hash, reported as one row of
+    /// window `conversation` when the conversation is named (kind and id). It has hour, day
+    /// and month rows only under a limit on it (only then does it have counters: ops.rs), so
+    /// a listing of every conversation lists the limited ones.
     pub async fn spend_at(&self, req: pb::SpendRequest, now_unix_ms: i64) -> Result<pb::SpendResponse> {
-        let windows: Vec<Window> =
-            if req.window.is_empty() { Window::ALL.to_vec() } else { vec![parse_window(&req.window)?] };
+        let one_conversation = req.kind == CONVERSATION && !req.id.is_empty();
+        let windows: Vec<Window> = match req.window.as_str() {
+            "" => Window::ALL.to_vec(),
+            WHOLE_LIFE if one_conversation => Vec::new(),
+            WHOLE_LIFE => {
+                return Err(Error::InvalidRequest(format!(
+                    "window `{WHOLE_LIFE}` is one conversation's whole life: ask for kind `{CONVERSATION}` and its id"
+                )));
+            }
+            w => vec![parse_window(w)?],
+        };
         let kinds: Vec<String> = if req.kind.is_empty() {
             if !req.id.is_empty() {
                 return Err(Error::InvalidRequest("an id needs a kind".into()));
@@ -109,14 +126,26 @@ impl RedisLedger {
             vec![req.kind.clone()]
         };
         let mut out = Vec::new();
-        for w in windows {
+        let counted = !one_conversation || self.inner.limits.limits_any_window(CONVERSATION, &req.id);
+        for w in windows.into_iter().filter(|_| counted) {
             out.extend(self.window_rows(&kinds, &req.id, &Span::at(w, now_unix_ms)?, now_unix_ms).await?);
+        }
+        if one_conversation && (req.window.is_empty() || req.window == WHOLE_LIFE) {
+            let life = self.conversation_spend(&req.id).await?.unwrap_or_default();
+            out.push(pb::ScopeSpend {
+                scope: Some(pb::Scope { kind: CONVERSATION.into(), id: req.id.clone() }),
+                window: WHOLE_LIFE.into(),
+                spent_micros: life.cost.spent.0,
+                requests: life.cost.requests,
+                ..Default::default()
+            });
         }
         self.add_margins(&mut out).await?;
         out.sort_by(|a, b| {
+            // Whole-life rows after the windows of the same scope.
             let key = |r: &pb::ScopeSpend| {
                 let s = r.scope.clone().unwrap_or_default();
-                (s.kind, s.id, parse_window(&r.window).ok())
+                (s.kind, s.id, parse_window(&r.window).map_or(1, |_| 0), parse_window(&r.window).ok())
             };
             key(a).cmp(&key(b))
         });

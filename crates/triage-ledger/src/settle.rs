@@ -2,8 +2,8 @@
 //! instance's copy of its own reservations, or else from the reservation record in Redis.
 
 use crate::keys::{decode_key_list, encode_key_list};
-use crate::local::{CounterIndex, CounterRef, PendingCommit};
-use crate::ops::{CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS, check_amount, check_request_id};
+use crate::local::{Charges, CounterIndex, CounterRef, PendingCommit};
+use crate::ops::{CONVERSATION, CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS, check_amount, check_request_id};
 use crate::redis_ledger::StoreFail;
 use crate::window::{Span, Window};
 use crate::{Error, RedisLedger, Result};
@@ -39,33 +39,39 @@ pub(crate) enum Committed {
 }
 
 impl RedisLedger {
-    /// The counter keys a reservation record names; `None` when there is no record.
-    pub(crate) async fn record_counters(
-        &self,
-        request_id: &str,
-    ) -> std::result::Result<Option<Vec<CounterRef>>, StoreFail> {
+    /// What a reservation record charges (its counter keys and conversation scopes); `None`
+    /// when there is no record.
+    pub(crate) async fn record_charges(&self, request_id: &str) -> std::result::Result<Option<Charges>, StoreFail> {
         let mut pipe = redis::pipe();
-        pipe.hget(self.inner.keys.record(request_id), "keys");
-        let (keys,): (Option<String>,) = self.inner.query(&pipe).await?;
+        pipe.cmd("HMGET").arg(self.inner.keys.record(request_id)).arg("keys").arg("convs");
+        let ((keys, convs),): ((Option<String>, Option<String>),) = self.inner.query(&pipe).await?;
         let Some(keys) = keys else { return Ok(None) };
-        let keys = decode_key_list(&keys).map_err(|e| StoreFail::Broken(e.to_string()))?;
+        let broken = |e: Error| StoreFail::Broken(e.to_string());
+        let keys = decode_key_list(&keys).map_err(broken)?;
+        // Records from before conversations were named apart have none: their conversation
+        // counters name them (run_commit).
+        let conversations = match convs {
+            Some(c) => decode_key_list(&c).map_err(broken)?,
+            None => Vec::new(),
+        };
         // The TTL follows from the key's window, so a charge or a free that recreates a
         // counter Redis lost can still give it one.
-        Ok(Some(
-            keys.into_iter()
-                .map(|key| CounterRef { expire_at_unix_ms: self.counter_expire_at(&key), key, index: None })
-                .collect(),
-        ))
+        let counters = keys
+            .into_iter()
+            .map(|key| CounterRef { expire_at_unix_ms: self.counter_expire_at(&key), key, index: None })
+            .collect();
+        Ok(Some(Charges { counters, conversations }))
     }
 
     async fn run_commit(
         &self,
         req: &pb::CommitRequest,
-        counters: &[CounterRef],
+        charges: &Charges,
         direct: bool,
         now_unix_ms: i64,
     ) -> std::result::Result<Vec<i64>, StoreFail> {
         let k = &self.inner.keys;
+        let counters = &charges.counters;
         let hour = Span::current(Window::Hour, now_unix_ms).map_err(|e| StoreFail::Broken(e.to_string()))?;
         let mut inv = COMMIT.prepare_invoke();
         inv.key(k.record(&req.request_id)).key(k.deadlines()).key(k.model_attribution(&hour));
@@ -98,12 +104,14 @@ impl RedisLedger {
         for i in &index {
             inv.arg(&i.kind).arg(&i.id);
         }
-        // Last: the hash of every conversation scope charged, revenue, their count.
+        // Last: the hash of every conversation scope charged, revenue, their count. A
+        // record from before conversations were named apart names them by their counters.
         let mut conversations: Vec<&str> = counters
             .iter()
             .filter_map(|c| k.parse_counter(&c.key))
-            .filter(|p| p.kind == "conversation")
+            .filter(|p| p.kind == CONVERSATION)
             .map(|p| p.id)
+            .chain(charges.conversations.iter().map(String::as_str))
             .collect();
         conversations.sort_unstable();
         conversations.dedup();
@@ -124,22 +132,22 @@ impl RedisLedger {
     pub(crate) async fn settle_commit(
         &self,
         req: &pb::CommitRequest,
-        known: Option<Arc<Vec<CounterRef>>>,
+        known: Option<Arc<Charges>>,
         now_unix_ms: i64,
     ) -> std::result::Result<Committed, StoreFail> {
         let mut used: Vec<String> = Vec::new();
         let mut reply = match &known {
             Some(c) => {
-                used = c.iter().map(|c| c.key.clone()).collect();
+                used = c.counters.iter().map(|c| c.key.clone()).collect();
                 self.run_commit(req, c, true, now_unix_ms).await?
             }
             None => vec![5, 0, 0],
         };
         if reply.first() == Some(&5) {
             // Not ours, or ours differs from the record: the record is the truth.
-            reply = match self.record_counters(&req.request_id).await? {
+            reply = match self.record_charges(&req.request_id).await? {
                 Some(c) => {
-                    used = c.iter().map(|c| c.key.clone()).collect();
+                    used = c.counters.iter().map(|c| c.key.clone()).collect();
                     self.run_commit(req, &c, false, now_unix_ms).await?
                 }
                 None => vec![4, 0, 0],
@@ -220,7 +228,7 @@ impl RedisLedger {
                 "actual cost above the reservation"
             );
         }
-        let known = inflight.as_ref().map(|e| e.counters.clone());
+        let known = inflight.as_ref().map(|e| e.charges.clone());
         match self.settle_commit(&req, known.clone(), now_unix_ms).await {
             Ok(outcome) => {
                 local.take_inflight(&req.request_id);
@@ -235,7 +243,7 @@ impl RedisLedger {
                 local.take_inflight(&req.request_id);
                 // Spend this instance cannot see in Redis yet: no reading stands for it.
                 match &known {
-                    Some(c) => self.inner.signals.forget(c.iter().map(|c| c.key.as_str())),
+                    Some(c) => self.inner.signals.forget(c.counters.iter().map(|c| c.key.as_str())),
                     None => self.inner.signals.clear(),
                 }
                 let actual = req.actual_micros;
@@ -243,7 +251,7 @@ impl RedisLedger {
                     request_id = %req.request_id, actual = %Micros(actual), error = %m,
                     "ledger unreachable: commit deferred until Redis answers"
                 );
-                local.push_pending(PendingCommit { req, counters: known, at_unix_ms: now_unix_ms });
+                local.push_pending(PendingCommit { req, charges: known, at_unix_ms: now_unix_ms });
                 match self.inner.fail_mode {
                     FailMode::Open => Ok(pb::CommitResponse { charged_micros: actual, already_committed: false }),
                     FailMode::Closed => Err(Error::Store(format!("{m} (commit kept for reconciliation)"))),
@@ -281,12 +289,12 @@ impl RedisLedger {
         let unaccounted = inflight.as_ref().is_some_and(|e| !e.accounted);
         let res = async {
             let mut code = match &inflight {
-                Some(e) => self.run_release(&req.request_id, &e.counters, now_unix_ms).await?,
+                Some(e) => self.run_release(&req.request_id, &e.charges.counters, now_unix_ms).await?,
                 None => 5,
             };
             if code == 5 {
-                code = match self.record_counters(&req.request_id).await? {
-                    Some(c) => self.run_release(&req.request_id, &c, now_unix_ms).await?,
+                code = match self.record_charges(&req.request_id).await? {
+                    Some(c) => self.run_release(&req.request_id, &c.counters, now_unix_ms).await?,
                     None => 0,
                 };
             }

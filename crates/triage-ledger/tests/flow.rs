@@ -29,14 +29,23 @@ async fn reserve_commit_release_happy_path() {
 
     let c = l.commit(commit("r1", 120_000)).await.unwrap();
     assert_eq!((c.charged_micros, c.already_committed), (120_000, false));
-    for (kind, id) in
-        [("global", ""), ("tenant", "acme"), ("user", "acme:u1"), ("model", "fast"), ("conversation", "acme:c1")]
-    {
+    for (kind, id) in [("global", ""), ("tenant", "acme"), ("user", "acme:u1"), ("model", "fast")] {
         for w in ["hour", "day", "month"] {
             let row = row(&l, kind, id, w).await;
             assert_eq!((row.spent_micros, row.reserved_micros, row.requests), (120_000, 0, 1), "{kind}:{id}/{w}");
         }
     }
+    // A conversation without a limit is kept whole-life (its scope hash), not per window.
+    let life = row(&l, "conversation", "acme:c1", "conversation").await;
+    assert_eq!((life.window.as_str(), life.spent_micros, life.requests), ("conversation", 120_000, 1));
+    let all_of_c1 = l.spend(pb::SpendRequest { kind: "conversation".into(), id: "acme:c1".into(), window: "".into() });
+    assert_eq!(all_of_c1.await.unwrap().rows, vec![life]);
+    let day_of_c1 =
+        l.spend(pb::SpendRequest { kind: "conversation".into(), id: "acme:c1".into(), window: "day".into() });
+    assert!(day_of_c1.await.unwrap().rows.is_empty());
+    let life_of_all =
+        l.spend(pb::SpendRequest { kind: String::new(), id: String::new(), window: "conversation".into() });
+    assert!(life_of_all.await.unwrap_err().to_string().contains("one conversation"));
 
     // Only limited counters hold a reservation: it exists to keep calls under a limit.
     let r2 = l.reserve(reserve("r2", 200_000, s.clone())).await.unwrap();
@@ -53,7 +62,7 @@ async fn reserve_commit_release_happy_path() {
     assert_eq!(all.rows[0].limit_micros, 1_000_000);
     assert_eq!(all.rows[0].window_start_unix_ms, T0_NEXT_DAY - 86_400_000);
     let every = l.spend(pb::SpendRequest::default()).await.unwrap();
-    assert_eq!(every.rows.len(), 5 * 3, "5 scopes x 3 windows: {every:?}");
+    assert_eq!(every.rows.len(), 4 * 3, "4 scopes x 3 windows (the conversation has no counters): {every:?}");
     let models = l.model_spend(Window::Month).await.unwrap();
     assert_eq!(models["fast"].spent.0, 120_000);
     assert_eq!(models["fast"].requests, 1);
@@ -137,8 +146,8 @@ async fn refusal_names_scope_window_limit_and_reset_and_leaves_nothing_behind() 
     assert_eq!(totals(&l, "tenant", "acme", "day").await, (0, 400));
     assert_eq!(totals(&l, "user", "acme:u1", "hour").await, (0, 400));
     assert_eq!(totals(&l, "model", "fast", "hour").await, (0, 0));
-    let c2 = l.spend(pb::SpendRequest { kind: "conversation".into(), id: "acme:c2".into(), window: "day".into() });
-    assert_eq!(c2.await.unwrap().rows[0].reserved_micros, 0);
+    let c2 = l.spend(pb::SpendRequest { kind: "conversation".into(), id: "acme:c2".into(), window: String::new() });
+    assert_eq!(c2.await.unwrap().rows.iter().map(|r| r.reserved_micros + r.spent_micros).sum::<i64>(), 0);
     // The refused id is not recorded: retrying it (the gateway re-reserves for a free model) works.
     assert!(l.reserve(reserve("b", 0, scopes("acme", "u1", "local", "c2"))).await.unwrap().granted);
 

@@ -15,7 +15,8 @@ use triage_ledger::{Ledger, LedgerOptions, ManualClock, RedisLedger};
 use triage_proto::pb;
 use triage_testkit::RedisServer;
 
-/// (revenue, margin) of every row of a conversation scope, all windows.
+/// (revenue, margin) of every row of a conversation scope: its whole life (no limit on it,
+/// so no window rows).
 async fn margins(l: &RedisLedger, id: &str) -> Vec<(Option<i64>, Option<i64>)> {
     let r = l.spend(pb::SpendRequest { kind: "conversation".into(), id: id.into(), window: String::new() });
     r.await.unwrap().rows.iter().map(|r| (r.revenue_micros, r.margin_micros)).collect()
@@ -41,8 +42,8 @@ async fn one_conversation_id_in_two_tenants_is_two_conversations() {
     assert_eq!((acme.cost.spent.0, acme.cost.requests, acme.last_model.as_str()), (120, 2, "fast"));
     let globex = l.conversation_spend("globex:c1").await.unwrap().unwrap();
     assert_eq!((globex.cost.spent.0, globex.cost.requests, globex.last_model.as_str()), (7, 1, "slow"));
-    assert_eq!(margins(&l, "globex:c1").await, vec![(Some(50), Some(43)); 3]);
-    assert_eq!(margins(&l, "acme:c1").await, vec![(None, None); 3]);
+    assert_eq!(margins(&l, "globex:c1").await, vec![(Some(50), Some(43)); 1]);
+    assert_eq!(margins(&l, "acme:c1").await, vec![(None, None); 1]);
     assert!(l.conversation_spend("c1").await.unwrap().is_none(), "the bare id names no conversation");
 }
 
@@ -57,32 +58,33 @@ async fn margin_is_latest_revenue_minus_whole_conversation_cost() {
     // No revenue yet: nothing to report.
     assert!(a.reserve(reserve("r0", 1_000, s())).await.unwrap().granted);
     assert_eq!(a.commit(commit("r0", 100)).await.unwrap().charged_micros, 100);
-    assert_eq!(margins(&a, "acme:c1").await, vec![(None, None); 3]);
+    assert_eq!(margins(&a, "acme:c1").await, vec![(None, None); 1]);
 
     assert!(a.reserve(reserve("r1", 1_000, s())).await.unwrap().granted);
     assert_eq!(a.commit(commit_with_revenue("r1", 300, 2_000)).await.unwrap().charged_micros, 300);
-    assert_eq!(margins(&a, "acme:c1").await, vec![(Some(2_000), Some(1_600)); 3]);
+    assert_eq!(margins(&a, "acme:c1").await, vec![(Some(2_000), Some(1_600)); 1]);
 
     // A retried commit charges nothing and changes nothing, revenue included.
     assert!(b.commit(commit_with_revenue("r1", 300, 9_999)).await.unwrap().already_committed);
     // Committed by the other instance (from the record), without revenue: the revenue stays.
     assert!(a.reserve(reserve("r2", 1_000, s())).await.unwrap().granted);
     assert_eq!(b.commit(commit("r2", 250)).await.unwrap().charged_micros, 250);
-    assert_eq!(margins(&a, "acme:c1").await, vec![(Some(2_000), Some(1_350)); 3]);
+    assert_eq!(margins(&a, "acme:c1").await, vec![(Some(2_000), Some(1_350)); 1]);
 
     // Next day: the margin counts the whole conversation, not the window; it may go negative.
     clock.set(T0 + DAY_MS);
     bclock.set(T0 + DAY_MS);
     assert!(a.reserve(reserve("r3", 5_000, s())).await.unwrap().granted);
     assert_eq!(a.commit(commit_with_revenue("r3", 2_000, 1_500)).await.unwrap().charged_micros, 2_000);
-    let rows = a.spend(pb::SpendRequest { kind: "conversation".into(), id: "acme:c1".into(), window: "day".into() });
-    let day = rows.await.unwrap().rows.remove(0);
-    assert_eq!((day.spent_micros, day.revenue_micros, day.margin_micros), (2_000, Some(1_500), Some(-1_150)));
+    let rows =
+        a.spend(pb::SpendRequest { kind: "conversation".into(), id: "acme:c1".into(), window: "conversation".into() });
+    let life = rows.await.unwrap().rows.remove(0);
+    assert_eq!((life.spent_micros, life.revenue_micros, life.margin_micros), (2_650, Some(1_500), Some(-1_150)));
 
     // Revenue out of range is ignored; the commit itself goes through.
     assert!(a.reserve(reserve("r4", 1_000, s())).await.unwrap().granted);
     assert_eq!(a.commit(commit_with_revenue("r4", 50, -5)).await.unwrap().charged_micros, 50);
-    assert_eq!(margins(&a, "acme:c1").await, vec![(Some(1_500), Some(-1_200)); 3]);
+    assert_eq!(margins(&a, "acme:c1").await, vec![(Some(1_500), Some(-1_200)); 1]);
 
     // Other kinds and other conversations carry no revenue.
     let every = a.spend(pb::SpendRequest::default()).await.unwrap();
@@ -94,8 +96,8 @@ async fn margin_is_latest_revenue_minus_whole_conversation_cost() {
     }
     assert!(a.reserve(reserve("o1", 10, scopes("beta", "u1", "fast", "c1"))).await.unwrap().granted);
     assert_eq!(a.commit(commit_with_revenue("o1", 10, 7)).await.unwrap().charged_micros, 10);
-    assert_eq!(margins(&a, "beta:c1").await, vec![(Some(7), Some(-3)); 3]);
-    assert_eq!(margins(&a, "acme:c1").await, vec![(Some(1_500), Some(-1_200)); 3], "tenants stay apart");
+    assert_eq!(margins(&a, "beta:c1").await, vec![(Some(7), Some(-3)); 1]);
+    assert_eq!(margins(&a, "acme:c1").await, vec![(Some(1_500), Some(-1_200)); 1], "tenants stay apart");
 }
 
 #[tokio::test]
@@ -119,7 +121,7 @@ async fn fail_open_direct_commits_keep_the_margin() {
         assert!(start.elapsed() < Duration::from_secs(15), "not reconciled: {:?}", l.local_stats());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(margins(&l, "acme:c9").await, vec![(Some(1_000), Some(600)); 3]);
+    assert_eq!(margins(&l, "acme:c9").await, vec![(Some(1_000), Some(600)); 1]);
 }
 
 // ---- margin == revenue - sum(costs), random sequences ------------------------------------
@@ -190,4 +192,59 @@ proptest! {
     fn margin_is_revenue_minus_sum_of_costs(steps in prop::collection::vec(step(), 1..25)) {
         run_case(steps)?;
     }
+}
+
+/// A conversation under a per-window limit also has its windows' counters (they hold the
+/// limit's reservations): hour, day and month rows beside its whole life.
+#[tokio::test]
+async fn a_limited_conversation_has_window_rows_beside_its_whole_life() {
+    let redis = RedisServer::start().unwrap();
+    let cfg = config(vec![limit("conversation", None, triage_ledger::window::Window::Day, 1_000)], FailMode::Closed);
+    let (l, clock, _) = ledger_at(redis.url(), &cfg, "lim");
+    let s = || scopes("acme", "u1", "fast", "c1");
+    assert!(l.reserve(reserve("r1", 600, s())).await.unwrap().granted);
+    assert_eq!(l.commit(commit_with_revenue("r1", 600, 1_000)).await.unwrap().charged_micros, 600);
+    let refused = l.reserve(reserve("r2", 600, s())).await.unwrap();
+    assert!(!refused.granted && refused.refusal.starts_with("conversation:acme:c1 day"), "{refused:?}");
+    clock.set(T0 + DAY_MS);
+    assert!(l.reserve(reserve("r3", 600, s())).await.unwrap().granted, "a new day");
+    assert_eq!(l.commit(commit("r3", 500)).await.unwrap().charged_micros, 500);
+
+    let rows = l.spend(pb::SpendRequest { kind: "conversation".into(), id: "acme:c1".into(), window: String::new() });
+    let rows: Vec<_> = rows
+        .await
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| (r.window, r.spent_micros, r.limit_micros, r.revenue_micros, r.margin_micros))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("hour".into(), 500, 0, Some(1_000), Some(-100)),
+            ("day".into(), 500, 1_000, Some(1_000), Some(-100)),
+            ("month".into(), 1_100, 0, Some(1_000), Some(-100)),
+            ("conversation".into(), 1_100, 0, Some(1_000), Some(-100)),
+        ]
+    );
+    // Listed with the other limited conversations.
+    let listed = l.spend(pb::SpendRequest { kind: "conversation".into(), id: String::new(), window: "day".into() });
+    assert_eq!(listed.await.unwrap().rows.len(), 1);
+}
+
+/// A reservation recorded before conversations were named apart (no `convs` field) names
+/// its conversation by its counter: a commit by another instance still adds the cost to the
+/// conversation's hash.
+#[tokio::test]
+async fn a_record_from_before_names_its_conversations_by_their_counters() {
+    let redis = RedisServer::start().unwrap();
+    let cfg = config(vec![limit("conversation", None, triage_ledger::window::Window::Hour, 10_000)], FailMode::Closed);
+    let (a, _, _) = ledger_at(redis.url(), &cfg, "pre");
+    let (b, _, _) = ledger_at(redis.url(), &cfg, "pre");
+    assert!(a.reserve(reserve("r1", 1_000, scopes("acme", "u1", "fast", "c1"))).await.unwrap().granted);
+    let mut c = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("HDEL").arg(a.keys().record("r1")).arg("convs").query_async(&mut c).await.unwrap();
+    assert_eq!(b.commit(commit("r1", 400)).await.unwrap().charged_micros, 400);
+    let life = a.conversation_spend("acme:c1").await.unwrap().expect("charged to the conversation");
+    assert_eq!((life.cost.spent.0, life.cost.requests), (400, 1));
 }

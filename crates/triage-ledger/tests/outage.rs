@@ -53,7 +53,7 @@ async fn fail_closed_refuses_while_down_and_keeps_commits() {
     // reservation's counters.
     let g = row(&l, "global", "", "day").await;
     assert_eq!((g.spent_micros, g.reserved_micros, g.requests), (600, 0, 1));
-    assert_eq!(totals(&l, "conversation", "acme:c1", "month").await, (600, 0));
+    assert_eq!(totals(&l, "conversation", "acme:c1", "conversation").await, (600, 0));
     // A retry of the same commit is recognised.
     assert!(l.commit(commit("before", 600)).await.unwrap().already_committed);
     assert!(l.reserve(reserve("after", 1_000, s.clone())).await.unwrap().granted);

@@ -134,7 +134,8 @@ pub enum Command {
         /// `TENANT:CONVERSATION`, or the conversation id together with --tenant.
         #[arg(long, conflicts_with = "kind")]
         conversation: Option<String>,
-        /// Only this window: hour, day or month.
+        /// Only this window: hour, day or month; `conversation` (with --conversation) for the
+        /// conversation's whole life.
         #[arg(long)]
         window: Option<String>,
         /// Print JSON for tools.

@@ -7,9 +7,11 @@
 -- a skew between the ledger's clock and Redis's cannot expire a live counter),
 -- [b+3] scope kind, [b+4] scope id; then ARGV[7+4n] s, the number of counters to seed, and
 -- for seed j at c = 7 + 4n + 2(j-1): [c+1] its counter's i and [c+2] h_j, how many of the
--- hour keys that follow the id-index sets in KEYS are its own (in seed order); last,
--- ARGV[#ARGV], the counter keys encoded for the record (`<len>:<key>` each, built by the
--- caller from the same list as KEYS: cheaper than in Lua).
+-- hour keys that follow the id-index sets in KEYS are its own (in seed order); then
+-- ARGV[#ARGV-1], the conversation scope ids a commit adds whole-life cost to (encoded like
+-- the keys; a conversation without a limit has no counter), and last ARGV[#ARGV], the
+-- counter keys encoded for the record (`<len>:<key>` each, built by the caller from the same
+-- list as KEYS: cheaper than in Lua).
 -- Seeding: day and month counters are written only where a limit is (hours always), so one
 -- can miss spend. A seed raises its spent and requests to the sum of the scope's hours,
 -- which hold every charge it should have (a commit charges a reservation's hour with its
@@ -116,7 +118,8 @@ end
 -- The record keeps the exact counter keys so commit, release and the reaper touch the same
 -- counters even after the window rolls; it has no TTL while reserved (the reaper needs it).
 redis.call('HSET', KEYS[1], 'state', 'reserved', 'amount', ARGV[2], 'model', ARGV[5],
-  'created', ARGV[4], 'deadline', ARGV[3], 'keys', ARGV[#ARGV], 'held', table.concat(held))
+  'created', ARGV[4], 'deadline', ARGV[3], 'keys', ARGV[#ARGV], 'held', table.concat(held),
+  'convs', ARGV[#ARGV - 1])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local out = { 1 }
 for i = 1, n do
