@@ -52,8 +52,9 @@ async fn redis_work_per_route() {
 }
 
 /// Runs 5,000 reserve+commit pairs (each on a new conversation; scopes global, tenant, model,
-/// conversation: 12 counters), each preceded by a `limits` call when `signal_max_age` is
-/// set, 16 at a time, and prints Redis's work per pair.
+/// conversation, with global/day and tenant/hour limited: 4 counters, none for the
+/// conversation), each preceded by a `limits` call when `signal_max_age` is set, 16 at a
+/// time, and prints Redis's work per pair.
 async fn measure(label: &str, signal_max_age: Option<Duration>) {
     const PAIRS: usize = 5_000;
     const CONCURRENCY: usize = 16;
@@ -118,6 +119,43 @@ async fn measure(label: &str, signal_max_age: Option<Duration>) {
         eval_usec as f64 / n
     );
     eprintln!("redis-server CPU time (user + sys, not wall): {:.1} usec/pair", cpu * 1e6 / n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: prints Redis memory per new conversation's reserve+commit"]
+async fn redis_memory_per_new_conversation() {
+    const PAIRS: usize = 20_000;
+    let limits =
+        || vec![limit("global", None, Window::Day, 50_000_000_000), limit("tenant", None, Window::Hour, 5_000_000_000)];
+    // The same pairs with and without a conversation hour counter (a limit on conversations
+    // gives every conversation one, as every conversation had before 2026-12-06).
+    for (label, extra) in [
+        ("whole-life hash only (no limit on conversations)", None),
+        (
+            "plus an hour counter and index entry per conversation",
+            Some(limit("conversation", None, Window::Hour, 5_000_000_000)),
+        ),
+    ] {
+        let redis = RedisServer::start().unwrap();
+        let cfg = config(limits().into_iter().chain(extra).collect(), FailMode::Closed);
+        let (l, _, _) = ledger_at(redis.url(), &cfg, "mem");
+        let mut conn = conn(&redis).await;
+        for i in 0..100 {
+            pair(&l, PAIRS + i).await;
+        }
+        let used = |info: String| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("used_memory:"))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap()
+        };
+        let before = used(redis::cmd("INFO").arg("memory").query_async(&mut conn).await.unwrap());
+        for i in 0..PAIRS {
+            pair(&l, i).await;
+        }
+        let after = used(redis::cmd("INFO").arg("memory").query_async(&mut conn).await.unwrap());
+        eprintln!("{label}: {:.0} bytes of Redis per new conversation", (after - before) as f64 / PAIRS as f64);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
