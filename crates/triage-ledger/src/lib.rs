@@ -49,7 +49,7 @@ pub use clock::{AlertHook, BudgetAlert, Clock, ManualClock, NoAlertHook, SystemC
 pub use error::{Error, Result};
 pub use grpc::{LedgerServer, RemoteLedger};
 pub use local::LocalStats;
-pub use ops::{CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS};
+pub use ops::RECORD_RETENTION_MS;
 pub use redis_ledger::{LedgerOptions, RedisLedger, RedisTarget};
 pub use reports::{ConversationCost, CostSummary};
 

@@ -18,8 +18,6 @@ static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lu
 
 /// Settled records are kept this long so a retried commit or release stays idempotent.
 pub const RECORD_RETENTION_MS: i64 = 2 * DAY_MS;
-/// Per-conversation cost is kept this long after the conversation's last commit.
-pub const CONVERSATION_RETENTION_MS: i64 = 90 * DAY_MS;
 /// The scope kind whose whole-life cost the ledger keeps per scope (see [`Charges`]).
 pub(crate) const CONVERSATION: &str = "conversation";
 

@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub ttl_ms: i64,
     /// `ledger.reseed_interval`, ms (see `ops.rs` seeds).
     pub reseed_ms: i64,
+    /// `ledger.conversation_retention`, ms: the sliding TTL of a conversation's scope hash.
+    pub conversation_retention_ms: i64,
     pub alert_fraction: f64,
     pub alerting: Alerting,
     pub opts: LedgerOptions,
@@ -187,6 +189,9 @@ impl RedisLedger {
                 fail_mode: config.fail_mode,
                 ttl_ms,
                 reseed_ms: i64::try_from(config.reseed_interval.as_millis()).unwrap_or(i64::MAX),
+                conversation_retention_ms: i64::try_from(config.conversation_retention.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .max(1),
                 alert_fraction: config.alert_remaining_fraction,
                 alerting: Alerting::new(&config.alerts)?,
                 opts,

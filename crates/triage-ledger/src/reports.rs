@@ -323,7 +323,7 @@ impl RedisLedger {
     }
 
     /// Committed cost of one conversation scope (`tenant:conversation`, as reserved), if any
-    /// was committed in the last 90 days. Conversation ids are the callers', so only the
+    /// was committed within `ledger.conversation_retention` (90 days by default). Conversation ids are the callers', so only the
     /// scope, which carries the tenant, names one conversation.
     pub async fn conversation_spend(&self, conversation_scope_id: &str) -> Result<Option<ConversationCost>> {
         let mut pipe = redis::pipe();

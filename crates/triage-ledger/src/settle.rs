@@ -3,7 +3,7 @@
 
 use crate::keys::{decode_key_list, encode_key_list};
 use crate::local::{Charges, CounterIndex, CounterRef, PendingCommit};
-use crate::ops::{CONVERSATION, CONVERSATION_RETENTION_MS, RECORD_RETENTION_MS, check_amount, check_request_id};
+use crate::ops::{CONVERSATION, RECORD_RETENTION_MS, check_amount, check_request_id};
 use crate::redis_ledger::StoreFail;
 use crate::window::{Span, Window};
 use crate::{Error, RedisLedger, Result};
@@ -43,9 +43,15 @@ impl RedisLedger {
     /// when there is no record.
     pub(crate) async fn record_charges(&self, request_id: &str) -> std::result::Result<Option<Charges>, StoreFail> {
         let mut pipe = redis::pipe();
-        pipe.cmd("HMGET").arg(self.inner.keys.record(request_id)).arg("keys").arg("convs");
-        let ((keys, convs),): ((Option<String>, Option<String>),) = self.inner.query(&pipe).await?;
-        let Some(keys) = keys else { return Ok(None) };
+        pipe.cmd("HMGET").arg(self.inner.keys.record(request_id)).arg("state").arg("keys").arg("convs");
+        let ((state, keys, convs),): ((Option<String>, Option<String>, Option<String>),) =
+            self.inner.query(&pipe).await?;
+        if state.is_none() {
+            return Ok(None);
+        }
+        // A committed record keeps only its state (commit.lua): nothing left to charge or
+        // free, and the scripts answer from the state.
+        let Some(keys) = keys else { return Ok(Some(Charges::default())) };
         let broken = |e: Error| StoreFail::Broken(e.to_string());
         let keys = decode_key_list(&keys).map_err(broken)?;
         // Records from before conversations were named apart have none: their conversation
@@ -95,7 +101,7 @@ impl RedisLedger {
             .arg(now_unix_ms)
             .arg(RECORD_RETENTION_MS)
             .arg(&req.model)
-            .arg(CONVERSATION_RETENTION_MS)
+            .arg(self.inner.conversation_retention_ms)
             .arg(self.ttl_until(hour.expire_at_unix_ms()));
         inv.arg(counters.len()).arg(if direct { "1" } else { "0" });
         for c in counters {

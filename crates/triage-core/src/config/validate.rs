@@ -338,6 +338,11 @@ fn validate_ledger(l: &LedgerConfig, models: &BTreeMap<String, ModelConfig>) -> 
     if !(std::time::Duration::from_secs(60)..=std::time::Duration::from_secs(86_400)).contains(&l.reseed_interval) {
         return Err(("ledger.reseed_interval".into(), "must be within 1m..24h".into()));
     }
+    if !(std::time::Duration::from_secs(3_600)..=std::time::Duration::from_secs(366 * 86_400))
+        .contains(&l.conversation_retention)
+    {
+        return Err(("ledger.conversation_retention".into(), "must be within 1h..366d".into()));
+    }
     if !(0.0..=1.0).contains(&l.alert_remaining_fraction) {
         return Err(("ledger.alert_remaining_fraction".into(), "must be within 0..1".into()));
     }
@@ -360,6 +365,21 @@ fn validate_ledger(l: &LedgerConfig, models: &BTreeMap<String, ModelConfig>) -> 
         }
     }
     Ok(())
+}
+
+/// What is wrong with a tenant name, if anything. Tenants name Redis keys and scope ids
+/// (`tenant:conversation`) followed by a caller's id, which may contain `:`; a tenant with
+/// `:` could make its keys another tenant's (`a` + `b:c` against `a:b` + `c`).
+pub fn tenant_name_problem(tenant: &str) -> Option<&'static str> {
+    if tenant.trim().is_empty() {
+        return Some("must not be empty");
+    }
+    if tenant.len() > 128 || !tenant.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+        return Some(
+            "must be 1-128 characters of letters, digits and - _ . @ (no `:`, which separates it from ids in keys)",
+        );
+    }
+    None
 }
 
 #[cfg(test)]
@@ -465,6 +485,17 @@ mod ledger_alerts_tests {
     }
 
     #[test]
+    fn conversation_retention_defaults_to_90d_and_is_bounded() {
+        let days = |c: Config| c.ledger.conversation_retention.as_secs() / 86_400;
+        assert_eq!(days(Config::embedded_default().unwrap()), 90);
+        assert_eq!(days(with_ledger("conversation_retention", "7d").unwrap()), 7);
+        for bad in ["10m", "400d"] {
+            let err = with_ledger("conversation_retention", bad).unwrap_err().to_string();
+            assert!(err.contains("ledger.conversation_retention"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn reseed_interval_defaults_to_10m_and_is_bounded() {
         assert_eq!(Config::embedded_default().unwrap().ledger.reseed_interval.as_secs(), 600);
         assert_eq!(with_ledger("reseed_interval", "1h").unwrap().ledger.reseed_interval.as_secs(), 3_600);
@@ -473,19 +504,4 @@ mod ledger_alerts_tests {
             assert!(err.contains("ledger.reseed_interval"), "{bad}: {err}");
         }
     }
-}
-
-/// What is wrong with a tenant name, if anything. Tenants name Redis keys and scope ids
-/// (`tenant:conversation`) followed by a caller's id, which may contain `:`; a tenant with
-/// `:` could make its keys another tenant's (`a` + `b:c` against `a:b` + `c`).
-pub fn tenant_name_problem(tenant: &str) -> Option<&'static str> {
-    if tenant.trim().is_empty() {
-        return Some("must not be empty");
-    }
-    if tenant.len() > 128 || !tenant.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
-        return Some(
-            "must be 1-128 characters of letters, digits and - _ . @ (no `:`, which separates it from ids in keys)",
-        );
-    }
-    None
 }

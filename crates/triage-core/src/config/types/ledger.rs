@@ -78,6 +78,10 @@ pub struct LedgerConfig {
     /// disagree on a limit may undercount. Each time costs a read of the window's hours.
     #[serde(with = "humantime_serde")]
     pub reseed_interval: Duration,
+    /// How long a conversation's whole-life cost, requests and revenue (its margin) are kept
+    /// after its last commit: 136 bytes of Redis per conversation for this long.
+    #[serde(with = "humantime_serde")]
+    pub conversation_retention: Duration,
 }
 
 impl Default for LedgerConfig {
@@ -90,6 +94,7 @@ impl Default for LedgerConfig {
             alerts: BudgetAlertsConfig::default(),
             signal_max_age: Duration::from_millis(250),
             reseed_interval: Duration::from_secs(600),
+            conversation_retention: Duration::from_secs(90 * 86_400),
         }
     }
 }
