@@ -183,25 +183,47 @@ async fn a_route_with_ids_made_here_claims_and_locks_nothing() {
     assert_eq!(retried.conversation_id, named.conversation_id);
 }
 
-/// The ledger, with the first reservation held back until `go` is notified; `started` fires
-/// when it arrives.
-struct HeldReserves {
+/// The ledger with one step held back: the first reservation until `go` is notified
+/// ([`Gated::first_reserve`]), or every commit for a while ([`Gated::commits`]); `started`
+/// fires when the held step arrives.
+struct Gated {
     inner: triage_ledger::RedisLedger,
     started: tokio::sync::Notify,
     go: tokio::sync::Notify,
-    first: std::sync::atomic::AtomicBool,
+    hold_first_reserve: std::sync::atomic::AtomicBool,
+    commit_delay: Duration,
+}
+
+impl Gated {
+    fn first_reserve(inner: triage_ledger::RedisLedger) -> Arc<Gated> {
+        Arc::new(Gated { hold_first_reserve: true.into(), ..Gated::commits(inner, Duration::ZERO) })
+    }
+
+    fn commits(inner: triage_ledger::RedisLedger, delay: Duration) -> Gated {
+        Gated {
+            inner,
+            started: tokio::sync::Notify::new(),
+            go: tokio::sync::Notify::new(),
+            hold_first_reserve: false.into(),
+            commit_delay: delay,
+        }
+    }
 }
 
 #[async_trait::async_trait]
-impl triage_ledger::Ledger for HeldReserves {
+impl triage_ledger::Ledger for Gated {
     async fn reserve(&self, req: pb::ReserveRequest) -> triage_ledger::Result<pb::ReserveResponse> {
-        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if self.hold_first_reserve.swap(false, std::sync::atomic::Ordering::SeqCst) {
             self.started.notify_one();
             self.go.notified().await;
         }
         self.inner.reserve(req).await
     }
     async fn commit(&self, req: pb::CommitRequest) -> triage_ledger::Result<pb::CommitResponse> {
+        if !self.commit_delay.is_zero() {
+            self.started.notify_one();
+            tokio::time::sleep(self.commit_delay).await;
+        }
         self.inner.commit(req).await
     }
     async fn release(&self, req: pb::ReleaseRequest) -> triage_ledger::Result<pb::ReleaseResponse> {
@@ -229,12 +251,7 @@ async fn a_caller_gone_before_the_model_is_called_stops_the_route_and_frees_ever
     let (redis, fake, config, _dir) = setup("gone").await;
     let (mut services, conn) = common::local_services(&config, &redis, "gone").await;
     let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "gone").unwrap();
-    let held_reserves = Arc::new(HeldReserves {
-        inner: ledger.clone(),
-        started: tokio::sync::Notify::new(),
-        go: tokio::sync::Notify::new(),
-        first: std::sync::atomic::AtomicBool::new(true),
-    });
+    let held_reserves = Gated::first_reserve(ledger.clone());
     services.ledger = held_reserves.clone();
     let gw = triage_gateway::Gateway::new(services, config.clone(), conn);
     let first = {
@@ -305,45 +322,12 @@ async fn a_caller_gone_while_the_model_answers_is_charged_once_and_its_retry_rep
     assert!(!held(&check, "late", "conv-late", "req-late").await.0, "lock left behind");
 }
 
-/// The ledger, with every commit held back until `hold` has passed; `started` fires when the
-/// first commit arrives.
-struct SlowCommits {
-    inner: triage_ledger::RedisLedger,
-    hold: Duration,
-    started: tokio::sync::Notify,
-}
-
-#[async_trait::async_trait]
-impl triage_ledger::Ledger for SlowCommits {
-    async fn reserve(&self, req: pb::ReserveRequest) -> triage_ledger::Result<pb::ReserveResponse> {
-        self.inner.reserve(req).await
-    }
-    async fn commit(&self, req: pb::CommitRequest) -> triage_ledger::Result<pb::CommitResponse> {
-        self.started.notify_one();
-        tokio::time::sleep(self.hold).await;
-        self.inner.commit(req).await
-    }
-    async fn release(&self, req: pb::ReleaseRequest) -> triage_ledger::Result<pb::ReleaseResponse> {
-        self.inner.release(req).await
-    }
-    async fn spend(&self, req: pb::SpendRequest) -> triage_ledger::Result<pb::SpendResponse> {
-        self.inner.spend(req).await
-    }
-    async fn limits(&self, req: pb::LimitsRequest) -> triage_ledger::Result<pb::LimitsResponse> {
-        self.inner.limits(req).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_dropped_after_the_model_answered_is_still_charged() {
     let (redis, fake, config, _dir) = setup("paid").await;
     let (mut services, conn) = common::local_services(&config, &redis, "paid").await;
     let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "paid").unwrap();
-    let slow = Arc::new(SlowCommits {
-        inner: ledger.clone(),
-        hold: Duration::from_millis(300),
-        started: tokio::sync::Notify::new(),
-    });
+    let slow = Arc::new(Gated::commits(ledger.clone(), Duration::from_millis(300)));
     services.ledger = slow.clone();
     let gw = triage_gateway::Gateway::new(services, config.clone(), conn);
 
