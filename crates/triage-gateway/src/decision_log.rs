@@ -3,6 +3,10 @@
 //! `telemetry.decision_records`, and, when `telemetry.decision_log_files` is set, to rotating
 //! JSONL files (see [`files`]).
 //!
+//! The per-request key holds the record as protobuf (about half its JSON: it is the largest
+//! thing Triage keeps per Route, for `telemetry.decision_records.ttl`); the stream and the
+//! files carry JSON, for tools. Keys written as JSON before 2026-12-06 are still read.
+//!
 //! Records are written by one background writer per process, many to a Redis round trip,
 //! so a Route does not wait for its record: under load one pipeline carries every record
 //! that arrived while the previous one was in flight. The queue is bounded (a Route waits
@@ -12,6 +16,7 @@
 pub mod files;
 
 use crate::{Error, Result};
+use prost::Message;
 use redis::aio::ConnectionManager;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
@@ -112,15 +117,15 @@ impl DecisionLog {
     pub async fn get(&self, tenant: &str, request_id: &str) -> Result<pb::DecisionRecord> {
         self.flush().await;
         let mut redis = self.redis.clone();
-        let mut json: Option<String> =
+        let mut stored: Option<Vec<u8>> =
             redis::cmd("GET").arg(self.key(tenant, request_id)).query_async(&mut redis).await?;
-        if json.is_none() {
+        if stored.is_none() {
             // Written before records were keyed per tenant (2026-12-06): kept for their TTL.
             let legacy = format!("{}:decision:{request_id}", self.prefix);
-            json = redis::cmd("GET").arg(legacy).query_async(&mut redis).await?;
+            stored = redis::cmd("GET").arg(legacy).query_async(&mut redis).await?;
         }
-        let rec: pb::DecisionRecord = match json {
-            Some(j) => serde_json::from_str(&j).map_err(|e| Error::Store(format!("decision record corrupt: {e}")))?,
+        let rec = match stored {
+            Some(bytes) => decode(&bytes)?,
             None => return Err(Error::NotFound(format!("no decision record for request `{request_id}`"))),
         };
         // Another tenant's record looks exactly like a missing one.
@@ -140,18 +145,27 @@ impl DecisionLog {
             Err(e) => return Err(e),
         };
         rec.feedback = Some(fb);
-        let json = serde_json::to_string(&rec).map_err(|e| Error::Store(e.to_string()))?;
         if let Some(files) = &self.files {
-            files.push(json.clone());
+            files.push(serde_json::to_string(&rec).map_err(|e| Error::Store(e.to_string()))?);
         }
         let mut redis = self.redis.clone();
         let _: () = redis::cmd("SET")
             .arg(self.key(tenant, &rec.request_id))
-            .arg(json)
+            .arg(rec.encode_to_vec())
             .arg("KEEPTTL")
             .query_async(&mut redis)
             .await?;
         Ok(Some(rec.model))
+    }
+}
+
+/// A stored record: protobuf, or JSON (an object, so its first byte is `{`) when written
+/// before 2026-12-06. A protobuf record starts with field 1 (the request id, always set).
+fn decode(bytes: &[u8]) -> Result<pb::DecisionRecord> {
+    let corrupt = |e: String| Error::Store(format!("decision record corrupt: {e}"));
+    match bytes.first() {
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string())),
+        _ => pb::DecisionRecord::decode(bytes).map_err(|e| corrupt(e.to_string())),
     }
 }
 
@@ -182,9 +196,8 @@ impl Sink {
             for job in jobs.drain(..) {
                 match job {
                     Job::Record(rec) => {
-                        if self.add(&mut pipe, &rec) {
-                            records += 1;
-                        }
+                        self.add(&mut pipe, &rec);
+                        records += 1;
                     }
                     Job::Flush(done) => waiters.push(done),
                 }
@@ -201,19 +214,24 @@ impl Sink {
         }
     }
 
-    /// Adds one record's key and stream entry to `pipe`; false when it cannot be encoded.
-    fn add(&self, pipe: &mut redis::Pipeline, rec: &pb::DecisionRecord) -> bool {
+    /// Adds one record's key and stream entry to `pipe`, and its line to the files.
+    fn add(&self, pipe: &mut redis::Pipeline, rec: &pb::DecisionRecord) {
+        // Validated to 1m..366d, so whole milliseconds fit.
+        let ttl_ms = self.retention.ttl.as_millis() as u64;
+        let key = key(&self.prefix, &rec.tenant, &rec.request_id);
+        pipe.cmd("SET").arg(key).arg(rec.encode_to_vec()).arg("PX").arg(ttl_ms).ignore();
+        let stream_max_len = self.retention.stream_max_len;
+        if stream_max_len == 0 && self.files.is_none() {
+            return;
+        }
         let json = match serde_json::to_string(rec) {
             Ok(j) => j,
             Err(e) => {
-                tracing::error!(request_id = %rec.request_id, error = %e, "decision record not serialisable");
-                return false;
+                // Kept for Explain; the stream and the files (JSON) lack it.
+                tracing::error!(request_id = %rec.request_id, error = %e, "decision record not serialisable as JSON");
+                return;
             }
         };
-        // Validated to 1m..366d, so whole milliseconds fit.
-        let ttl_ms = self.retention.ttl.as_millis() as u64;
-        pipe.cmd("SET").arg(key(&self.prefix, &rec.tenant, &rec.request_id)).arg(&json).arg("PX").arg(ttl_ms).ignore();
-        let stream_max_len = self.retention.stream_max_len;
         if stream_max_len > 0 {
             pipe.cmd("XADD")
                 .arg(stream_key(&self.prefix))
@@ -228,6 +246,5 @@ impl Sink {
         if let Some(files) = &self.files {
             files.push(json);
         }
-        true
     }
 }

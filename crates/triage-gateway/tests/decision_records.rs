@@ -40,3 +40,48 @@ async fn records_keep_their_configured_ttl_and_a_zero_length_stream_is_not_writt
     let stream: bool = conn.exists(gw.decision_log().stream_key()).await.unwrap();
     assert!(!stream, "stream_max_len 0 writes no stream");
 }
+
+/// Each request's key holds its record as protobuf (the stream keeps JSON for tools); a key
+/// written as JSON before that is still read, under the tenant's key or the older bare one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_stored_as_protobuf_and_older_json_ones_are_still_read() {
+    let redis = RedisServer::start().unwrap();
+    let fake = FakeOpenAi::start().await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("key");
+    std::fs::write(&key, "k").unwrap();
+    let config = common::config_on(&fake, &redis, &key);
+    let gw = common::local_gateway(&Arc::new(config), &redis, "pbr").await;
+    let r =
+        gw.route("acme", pb::RouteRequest { turn: "Where is my order?".into(), max_tokens: 8, ..Default::default() });
+    let id = r.await.unwrap().request_id;
+    gw.flush_decisions().await;
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let found: Vec<String> = conn.keys(format!("*:decision:acme:{id}")).await.unwrap();
+    let prefix = found[0].split(":decision:").next().unwrap().to_string();
+    let stored: Vec<u8> = conn.get(&found[0]).await.unwrap();
+    let decoded = <pb::DecisionRecord as prost::Message>::decode(&stored[..]).unwrap();
+    assert_eq!(decoded.request_id, id);
+    // One stream entry: its id and its fields.
+    type Entry = (String, Vec<(String, String)>);
+    let entries: Vec<Entry> = redis::cmd("XRANGE")
+        .arg(gw.decision_log().stream_key())
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let json = &entries[0].1[0].1;
+    assert!(serde_json::from_str::<pb::DecisionRecord>(json).is_ok(), "{json}");
+
+    // JSON, as written before: under the tenant's key, and under the bare key of older still.
+    let mut old = decoded.clone();
+    old.request_id = "old-1".into();
+    let _: () = conn.set(format!("{prefix}:decision:acme:old-1"), serde_json::to_string(&old).unwrap()).await.unwrap();
+    old.request_id = "old-2".into();
+    let _: () = conn.set(format!("{prefix}:decision:old-2"), serde_json::to_string(&old).unwrap()).await.unwrap();
+    for id in ["old-1", "old-2"] {
+        assert_eq!(gw.decision_log().get("acme", id).await.unwrap().request_id, id);
+        assert!(gw.decision_log().get("globex", id).await.is_err(), "another tenant's");
+    }
+}
