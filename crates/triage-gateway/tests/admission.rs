@@ -14,12 +14,7 @@ use triage_testkit::{FakeOpenAi, RedisServer, Reply};
 /// Redis, the fake provider and a config on them with keys under `prefix` (the key file
 /// lives in the returned directory).
 async fn setup(prefix: &str) -> (RedisServer, FakeOpenAi, Arc<triage_core::Config>, tempfile::TempDir) {
-    let redis = RedisServer::start().unwrap();
-    let fake = FakeOpenAi::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("key");
-    std::fs::write(&key, "k").unwrap();
-    let mut config = common::config_on(&fake, &redis, &key);
+    let (redis, fake, mut config, dir) = common::fake_stack().await;
     config.redis.key_prefix = prefix.into();
     (redis, fake, Arc::new(config), dir)
 }

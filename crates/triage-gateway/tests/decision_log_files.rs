@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use triage_core::config::DecisionLogFilesConfig;
 use triage_proto::pb;
-use triage_testkit::{FakeOpenAi, RedisServer};
 
 fn jsonl_records(dir: &std::path::Path) -> Vec<pb::DecisionRecord> {
     let text = std::fs::read_to_string(dir.join("decisions.jsonl")).unwrap_or_default();
@@ -20,13 +19,8 @@ fn jsonl_records(dir: &std::path::Path) -> Vec<pb::DecisionRecord> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decision_records_in_jsonl_files_equal_explain() {
-    let redis = RedisServer::start().unwrap();
-    let fake = FakeOpenAi::start().await.unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("key");
-    std::fs::write(&key, "k").unwrap();
+    let (redis, _fake, mut config, _keys) = common::fake_stack().await;
     let logs = tempfile::tempdir().unwrap();
-    let mut config = common::config_on(&fake, &redis, &key);
     config.telemetry.decision_log_files = Some(DecisionLogFilesConfig {
         dir: logs.path().join("decisions"),
         max_file_bytes: 1 << 20,

@@ -9,16 +9,10 @@ use redis::AsyncCommands;
 use std::sync::Arc;
 use std::time::Duration;
 use triage_proto::pb;
-use triage_testkit::{FakeOpenAi, RedisServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_keep_their_configured_ttl_and_a_zero_length_stream_is_not_written() {
-    let redis = RedisServer::start().unwrap();
-    let fake = FakeOpenAi::start().await.unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("key");
-    std::fs::write(&key, "k").unwrap();
-    let mut config = common::config_on(&fake, &redis, &key);
+    let (redis, _fake, mut config, _keys) = common::fake_stack().await;
     config.telemetry.decision_records.ttl = Duration::from_secs(90 * 60);
     config.telemetry.decision_records.stream_max_len = 0;
     let gw = common::local_gateway(&Arc::new(config), &redis, "dr").await;
@@ -45,12 +39,7 @@ async fn records_keep_their_configured_ttl_and_a_zero_length_stream_is_not_writt
 /// written as JSON before that is still read, under the tenant's key or the older bare one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_are_stored_as_protobuf_and_older_json_ones_are_still_read() {
-    let redis = RedisServer::start().unwrap();
-    let fake = FakeOpenAi::start().await.unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let key = keys.path().join("key");
-    std::fs::write(&key, "k").unwrap();
-    let config = common::config_on(&fake, &redis, &key);
+    let (redis, _fake, config, _keys) = common::fake_stack().await;
     let gw = common::local_gateway(&Arc::new(config), &redis, "pbr").await;
     let r =
         gw.route("acme", pb::RouteRequest { turn: "Where is my order?".into(), max_tokens: 8, ..Default::default() });

@@ -23,6 +23,18 @@ pub fn config_on(fake: &FakeOpenAi, redis: &RedisServer, key: &std::path::Path) 
     config
 }
 
+/// A redis-server, the fake provider, a key file for it (in the returned directory) and
+/// [`config_on`] them: what most gateway tests start from.
+pub async fn fake_stack() -> (RedisServer, FakeOpenAi, Config, tempfile::TempDir) {
+    let redis = RedisServer::start().unwrap();
+    let fake = FakeOpenAi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "k").unwrap();
+    let config = config_on(&fake, &redis, &key);
+    (redis, fake, config, dir)
+}
+
 /// Every service in process over `redis`, keys under `prefix`, plus the connection the
 /// gateway itself uses.
 pub async fn local_services(
