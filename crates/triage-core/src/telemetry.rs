@@ -143,4 +143,23 @@ mod tests {
         let kept = written.load(Ordering::Relaxed);
         assert_eq!(kept + dropped.dropped_lines(), 1_000, "every line written at exit or counted as dropped");
     }
+
+    #[test]
+    fn dropped_log_lines_are_exported() {
+        let (mut writer, _guard) = log_writer(SlowPipe(Arc::default()), 2);
+        crate::metrics::watch_log_drops(writer.error_counter());
+        for _ in 0..50 {
+            writer.write_all(b"routed\n").unwrap();
+        }
+        let dropped = writer.error_counter().dropped_lines();
+        assert!(dropped > 0);
+        let text = crate::metrics::global().encode();
+        // Equal, or more if the writer dropped again between the two reads.
+        let exported: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("triage_log_lines_dropped_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(exported >= dropped as u64 && exported <= 50, "{exported} exported, {dropped} dropped");
+    }
 }

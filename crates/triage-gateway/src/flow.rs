@@ -6,9 +6,9 @@ use crate::{Error, Gateway, Result, validate};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use triage_core::{Micros, Tier, now_unix_ms};
 use triage_proto::pb;
@@ -66,10 +66,9 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 /// that call, so it runs to the end, is charged, and its answer is stored under the request id
 /// (a retry with the same id replays it instead of paying again). Before the model is called
 /// a caller that left stops the Route: nothing generated, the reservation released.
-#[derive(Clone)]
 pub(crate) enum Caller {
-    /// A unary call: set when the caller's future was dropped before the answer.
-    Unary(Arc<AtomicBool>),
+    /// A unary call: cancelled when the caller's future was dropped before the answer.
+    Unary(CancellationToken),
     /// A stream: the caller is gone when its end of the stream is.
     Stream(mpsc::Sender<Result<pb::RouteChunk>>),
 }
@@ -77,19 +76,9 @@ pub(crate) enum Caller {
 impl Caller {
     pub(crate) fn gone(&self) -> bool {
         match self {
-            Caller::Unary(left) => left.load(Ordering::Relaxed),
+            Caller::Unary(left) => left.is_cancelled(),
             Caller::Stream(tx) => tx.is_closed(),
         }
-    }
-}
-
-/// Marks a unary caller gone when its future is dropped (a cancelled gRPC call, a closed HTTP
-/// connection).
-struct Leaving(Arc<AtomicBool>);
-
-impl Drop for Leaving {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -107,8 +96,9 @@ impl Gateway {
         req: pb::RouteRequest,
         named_here: bool,
     ) -> Result<pb::RouteResponse> {
-        let left = Arc::new(AtomicBool::new(false));
-        let _leaving = Leaving(left.clone());
+        // Dropped with this future (a cancelled gRPC call, a closed HTTP connection).
+        let left = CancellationToken::new();
+        let _leaving = left.clone().drop_guard();
         let (gw, tenant) = (self.clone(), tenant.to_string());
         let flow = tokio::spawn(
             async move { gw.execute(&tenant, req, named_here, None, Caller::Unary(left)).await }.in_current_span(),

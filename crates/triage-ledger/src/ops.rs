@@ -90,7 +90,7 @@ impl RedisLedger {
                 continue;
             }
             for span in &spans {
-                let limit = self.inner.limits.get(&scope.kind, &scope.id, span.window);
+                let limit = limits.get(&scope.kind, &scope.id, span.window);
                 if limit.is_none() && span.window != Window::Hour {
                     continue;
                 }

@@ -142,10 +142,11 @@ impl RedisLedger {
         }
         self.add_margins(&mut out).await?;
         out.sort_by(|a, b| {
-            // Whole-life rows after the windows of the same scope.
+            // Whole-life rows (no window) after the windows of the same scope.
             let key = |r: &pb::ScopeSpend| {
                 let s = r.scope.clone().unwrap_or_default();
-                (s.kind, s.id, parse_window(&r.window).map_or(1, |_| 0), parse_window(&r.window).ok())
+                let w = parse_window(&r.window).ok();
+                (s.kind, s.id, w.is_none(), w)
             };
             key(a).cmp(&key(b))
         });
@@ -323,8 +324,8 @@ impl RedisLedger {
     }
 
     /// Committed cost of one conversation scope (`tenant:conversation`, as reserved), if any
-    /// was committed within `ledger.conversation_retention` (90 days by default). Conversation ids are the callers', so only the
-    /// scope, which carries the tenant, names one conversation.
+    /// was committed within `ledger.conversation_retention` (90 days by default). Conversation
+    /// ids are the callers', so only the scope, which carries the tenant, names one.
     pub async fn conversation_spend(&self, conversation_scope_id: &str) -> Result<Option<ConversationCost>> {
         let mut pipe = redis::pipe();
         pipe.hgetall(self.inner.keys.margin(conversation_scope_id));
