@@ -82,10 +82,15 @@ impl Caller {
     }
 }
 
+/// Runs in the Route's own task once the Route has ended, whether or not its caller still
+/// waits: what a front end holds for the call (the HTTP endpoint's token-rate estimate) is
+/// settled there, since a caller gone early never sees the end.
+pub(crate) type OnEnd = Box<dyn FnOnce(&Result<pb::RouteResponse>) + Send>;
+
 impl Gateway {
     /// Answers one turn.
     pub async fn route(self: &Arc<Self>, tenant: &str, req: pb::RouteRequest) -> Result<pb::RouteResponse> {
-        self.route_in(tenant, req, false).await
+        self.route_in(tenant, req, false, None).await
     }
 
     /// [`Gateway::route`]; `named_here`: the caller (the HTTP endpoint) made the conversation
@@ -95,13 +100,21 @@ impl Gateway {
         tenant: &str,
         req: pb::RouteRequest,
         named_here: bool,
+        on_end: Option<OnEnd>,
     ) -> Result<pb::RouteResponse> {
         // Dropped with this future (a cancelled gRPC call, a closed HTTP connection).
         let left = CancellationToken::new();
         let _leaving = left.clone().drop_guard();
         let (gw, tenant) = (self.clone(), tenant.to_string());
         let flow = tokio::spawn(
-            async move { gw.execute(&tenant, req, named_here, None, Caller::Unary(left)).await }.in_current_span(),
+            async move {
+                let res = gw.execute(&tenant, req, named_here, None, Caller::Unary(left)).await;
+                if let Some(end) = on_end {
+                    end(&res);
+                }
+                res
+            }
+            .in_current_span(),
         );
         flow.await.unwrap_or_else(|e| Err(Error::Store(format!("route task: {e}"))))
     }
@@ -114,15 +127,16 @@ impl Gateway {
         tenant: String,
         req: pb::RouteRequest,
     ) -> mpsc::Receiver<Result<pb::RouteChunk>> {
-        self.route_stream_in(tenant, req, false)
+        self.route_stream_in(tenant, req, false, None)
     }
 
-    /// [`Gateway::route_stream`]; `named_here` as for [`Gateway::route_in`].
+    /// [`Gateway::route_stream`]; `named_here` and `on_end` as for [`Gateway::route_in`].
     pub(crate) fn route_stream_in(
         self: &Arc<Self>,
         tenant: String,
         req: pb::RouteRequest,
         named_here: bool,
+        on_end: Option<OnEnd>,
     ) -> mpsc::Receiver<Result<pb::RouteChunk>> {
         let (tx, rx) = mpsc::channel(64);
         let gw = self.clone();
@@ -141,6 +155,9 @@ impl Gateway {
                 });
                 let caller = Caller::Stream(tx.clone());
                 let res = gw.execute(&tenant, req, named_here, Some(delta_tx), caller).await;
+                if let Some(end) = on_end {
+                    end(&res);
+                }
                 let _ = forward.await;
                 let last = res.map(|resp| pb::RouteChunk { chunk: Some(pb::route_chunk::Chunk::Done(resp)) });
                 let _ = tx.send(last).await;

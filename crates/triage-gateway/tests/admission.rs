@@ -372,3 +372,62 @@ async fn one_request_id_in_two_tenants_is_two_calls_charged_to_each() {
     assert_ne!(ra.reservation_id, rb.reservation_id);
     assert!(ra.reservation_id.starts_with("req-1/"), "{}", ra.reservation_id);
 }
+
+/// A tenant's token rate under the HTTP endpoint is settled to what a Route used even when
+/// its caller closed the connection before the answer: one whole estimate is not held for
+/// a minute by a caller that gave up (`stream` as the caller asked).
+async fn a_caller_gone_over_http_is_settled_to_what_it_used(stream: bool) {
+    use tower::ServiceExt;
+    let prefix = if stream { "rate-sse" } else { "rate" };
+    let (redis, fake, mut config, _dir) = common::fake_stack().await;
+    config.redis.key_prefix = prefix.into();
+    // Room for one request's estimate (prompt + max_tokens 600), not two.
+    config.auth.rate_limits.default.tokens_per_minute = 1000;
+    let config = Arc::new(config);
+    let gw = common::local_gateway(&config, &redis, prefix).await;
+    let auth = triage_gateway::auth::Auth::from_config(&config).unwrap();
+    let app = triage_gateway::http::router(gw, auth);
+    let call = |app: axum::Router| async move {
+        let body = serde_json::json!({
+            "model": "triage/auto", "stream": stream, "max_tokens": 600,
+            "messages": [{"role": "user", "content": "Where is my order?"}],
+        });
+        let req = axum::http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        app.oneshot(req).await.unwrap().status()
+    };
+
+    fake.set_mode(Some(triage_testkit::Fault::Latency(Duration::from_millis(500))));
+    let first = tokio::spawn(call(app.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fake.requests() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the model was never called");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The connection closes while the model answers: the Route runs on and is charged.
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    fake.set_mode(None);
+    let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, prefix).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let today = || pb::SpendRequest { kind: "tenant".into(), id: "default".into(), window: "day".into() };
+    while triage_ledger::Ledger::spend(&ledger, today()).await.unwrap().rows.iter().all(|r| r.requests == 0) {
+        assert!(std::time::Instant::now() < deadline, "the abandoned Route was never charged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its estimate came back but for the few tokens it used: a second one fits.
+    assert_eq!(call(app.clone()).await, axum::http::StatusCode::OK);
+    assert_eq!(fake.requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_gone_over_http_gets_its_token_estimate_back() {
+    a_caller_gone_over_http_is_settled_to_what_it_used(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_caller_gone_before_the_first_chunk_gets_its_token_estimate_back() {
+    a_caller_gone_over_http_is_settled_to_what_it_used(true).await;
+}

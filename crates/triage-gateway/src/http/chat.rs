@@ -3,6 +3,8 @@
 use super::error::ApiError;
 use super::openai::*;
 use super::{AppState, CONVERSATION_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, RULE_HEADER};
+use crate::auth::Auth;
+use crate::flow::OnEnd;
 use crate::grpc::Tenant;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -10,6 +12,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use triage_proto::pb;
@@ -111,10 +114,7 @@ async fn run(s: AppState, tenant: String, headers: HeaderMap, body: Body) -> Res
     }
     // `create_if_missing` is set exactly when the id was made up above.
     let named_here = req.create_if_missing;
-    let result = s.gw.route_in(&tenant, req, named_here).await;
-    let actual = result.as_ref().map(|r| Usage::from_pb(r.usage.as_ref()).total_tokens).unwrap_or(0);
-    s.auth.limiter().settle(&tenant, estimate, u64::from(actual));
-    let resp = result?;
+    let resp = s.gw.route_in(&tenant, req, named_here, Some(settle_on_end(&s.auth, &tenant, estimate))).await?;
     let usage = Usage::from_pb(resp.usage.as_ref());
     let body = ChatCompletion {
         id: format!("chatcmpl-{}", resp.request_id),
@@ -137,6 +137,20 @@ async fn run(s: AppState, tenant: String, headers: HeaderMap, body: Body) -> Res
     set_header(h, MODEL_HEADER, &resp.model);
     set_header(h, RULE_HEADER, &resp.rule_id);
     Ok(out)
+}
+
+/// Settles the tenant's token rate to what the Route used, once it ends: in the Route's own
+/// task, so a caller that left (a closed connection) does not keep its whole estimate held.
+/// A replayed answer used no tokens this time.
+fn settle_on_end(auth: &Arc<Auth>, tenant: &str, estimate: u64) -> OnEnd {
+    let (auth, tenant) = (auth.clone(), tenant.to_string());
+    Box::new(move |res| {
+        let used = match res {
+            Ok(r) if !r.replayed => Usage::from_pb(r.usage.as_ref()).total_tokens,
+            _ => 0,
+        };
+        auth.limiter().settle(&tenant, estimate, u64::from(used));
+    })
 }
 
 fn finish_reason(usage: Usage, max_tokens: u32) -> &'static str {
@@ -192,12 +206,9 @@ async fn stream(
 ) -> Result<Response, ApiError> {
     let (request_id, conversation_id) = (req.request_id.clone(), req.conversation_id.clone());
     let named_here = req.create_if_missing; // set exactly when the id was made up
-    let mut rx = s.gw.route_stream_in(tenant.clone(), req, named_here);
+    let mut rx = s.gw.route_stream_in(tenant.clone(), req, named_here, Some(settle_on_end(&s.auth, &tenant, estimate)));
     let first = match rx.recv().await {
-        Some(Err(e)) => {
-            s.auth.limiter().settle(&tenant, estimate, 0);
-            return Err(e.into());
-        }
+        Some(Err(e)) => return Err(e.into()),
         Some(Ok(c)) => c,
         None => return Err(crate::Error::Store("the answer stream ended early".into()).into()),
     };
@@ -228,7 +239,6 @@ async fn stream(
                 }
                 Ok(pb::RouteChunk { chunk: Some(Chunk::Done(resp)) }) => {
                     let usage = Usage::from_pb(resp.usage.as_ref());
-                    s.auth.limiter().settle(&tenant, estimate, u64::from(usage.total_tokens));
                     w.model = resp.model.clone();
                     w.fingerprint = Some(resp.model_version.clone());
                     w.delta(Delta::default(), Some(finish_reason(usage, max_tokens))).await;
@@ -240,7 +250,6 @@ async fn stream(
                 }
                 Ok(pb::RouteChunk { chunk: None }) => {}
                 Err(e) => {
-                    s.auth.limiter().settle(&tenant, estimate, 0);
                     // OpenAI reports a failure mid-stream as an `error` event; clients raise it.
                     w.send_raw(ApiError::from(e).body_json()).await;
                     return;
