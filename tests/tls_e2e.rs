@@ -195,3 +195,38 @@ async fn services_talk_mtls() {
         .into_inner();
     assert!(["ok", "cache_hit"].contains(&rec.classifier_outcome.as_str()), "{rec:?}");
 }
+
+/// The kubelet's gRPC probe speaks no TLS: a process whose ports serve TLS answers health in
+/// plain text on `server.health_listen` (what the Helm chart probes), and that port flips to
+/// NOT_SERVING with the TLS ports when the process is told to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_process_is_probed_on_its_plain_text_health_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let redis = redis();
+    let probe_port = triage_testkit::free_port();
+    let probe = format!("http://127.0.0.1:{probe_port}");
+    let tls = format!("{{cert: '{}', key: '{}'}}", pki.server_cert.display(), pki.server_key.display());
+    let cfg = TestConfig::new(&redis.url(), "probe-tls", |v| {
+        v["classifier"] = yaml("{kind: heuristic}");
+        v["server"]["tls"] = yaml(&tls);
+        v["server"]["health_listen"] = format!("127.0.0.1:{probe_port}").into();
+        v["server"]["drain_delay"] = "2s".into();
+    });
+    let mut proc = Process::serve(&cfg, "all", &[]);
+    wait_serving(&https(&cfg.url("gateway")), Some(pki.client(false)), "triage.v1.Router", &mut proc).await;
+    for service in ["triage.v1.Router", "triage.v1.Ledger", ""] {
+        assert_eq!(health(&probe, None, service).await, Ok(ServingStatus::Serving), "{service:?}");
+    }
+    // Health alone: nothing else is reachable without TLS.
+    let mut router = RouterClient::new(connect(&probe, None).await.unwrap());
+    let refused = router.route(turn("What are your opening hours?")).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+
+    proc.terminate();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(health(&probe, None, "triage.v1.Router").await, Ok(ServingStatus::NotServing));
+    assert_eq!(health(&probe, None, "").await, Ok(ServingStatus::NotServing));
+    let status = proc.wait_exit(Duration::from_secs(30)).expect("triage did not exit");
+    assert!(status.success(), "{status}:\n{}", proc.log_text());
+}

@@ -143,9 +143,7 @@ pub async fn serve(
     tls: Option<ServerTlsConfig>,
 ) -> Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    for name in names.iter().copied().chain(std::iter::once("")) {
-        reporter.set_service_status(name, ServingStatus::Serving).await;
-    }
+    report(&reporter, names, ServingStatus::Serving).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(triage_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -175,9 +173,7 @@ pub async fn serve(
         let drained = drained.clone();
         async move {
             stop.cancelled().await;
-            for name in names.iter().map(String::as_str).chain(std::iter::once("")) {
-                reporter.set_service_status(name, ServingStatus::NotServing).await;
-            }
+            report(&reporter, &names, ServingStatus::NotServing).await;
             tracing::info!(delay = ?shutdown.drain_delay, "health NOT_SERVING; draining");
             tokio::time::sleep(shutdown.drain_delay).await;
             drained.cancel();
@@ -201,4 +197,43 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Sets every one of `names`, and the server as a whole (""), to `status`.
+async fn report<S: AsRef<str>>(reporter: &tonic_health::server::HealthReporter, names: &[S], status: ServingStatus) {
+    for name in names.iter().map(AsRef::as_ref).chain(std::iter::once("")) {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// Serves grpc.health.v1 alone, in plain text, on `listener`: the kubelet's gRPC probe speaks
+/// no TLS, so a process whose service ports serve TLS is probed here. It reports what those
+/// ports report: `names` SERVING, then NOT_SERVING from `stop` on (through the drain and the
+/// grace period, so no probe sends traffic back to a draining pod), until `done`.
+pub async fn serve_health(
+    listener: TcpListener,
+    names: &[&str],
+    stop: CancellationToken,
+    done: CancellationToken,
+) -> Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    report(&reporter, names, ServingStatus::Serving).await;
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let flip = {
+        let done = done.clone();
+        async move {
+            tokio::select! {
+                _ = stop.cancelled() => report(&reporter, &names, ServingStatus::NotServing).await,
+                _ = done.cancelled() => {}
+            }
+            // The reporter lives as long as the server: dropping it would end the watches.
+            done.cancelled().await;
+        }
+    };
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tonic::transport::Server::builder()
+        .add_service(health)
+        .serve_with_incoming_shutdown(incoming, done.cancelled_owned());
+    let (served, ()) = tokio::join!(server, flip);
+    served.map_err(Error::from)
 }

@@ -225,13 +225,27 @@ fn triage_probes_are_native_grpc_health_checks_without_tls() {
             assert_eq!(grpc.port, port);
         }
     }
-    // The kubelet's gRPC probe cannot speak TLS: TLS ports are probed by TCP connect.
+    assert_eq!(config(&r).server.health_listen, None, "no plain-text health port without TLS");
+    // The kubelet's gRPC probe cannot speak TLS: with TLS on, every Triage process also serves
+    // health in plain text on probes.healthPort, and its TLS port is probed there.
     let r = render(Some("tls-values.yaml"));
+    let health_listen = config(&r).server.health_listen.expect("server.health_listen under TLS");
+    assert_eq!(health_listen, "0.0.0.0:8086");
     for d in r.all::<Deployment>().unwrap().iter().filter(|d| d.metadata.name.as_deref() != Some("triage-operator")) {
         let c = container(d);
-        let p = c.readiness_probe.as_ref().unwrap();
-        assert!(p.grpc.is_none() && p.tcp_socket.is_some(), "{:?}: tcpSocket under TLS", d.metadata.name);
+        let ports = c.ports.as_ref().unwrap();
+        let health = ports.iter().find(|p| p.name.as_deref() == Some("health")).expect("a health container port");
+        assert_eq!(health.container_port, port_of(&health_listen));
+        for p in [&c.liveness_probe, &c.readiness_probe, &c.startup_probe] {
+            let p = p.as_ref().unwrap();
+            let grpc = p.grpc.as_ref().unwrap_or_else(|| panic!("{:?}: grpc probe under TLS", d.metadata.name));
+            assert_eq!(grpc.port, health.container_port, "{:?}", d.metadata.name);
+            assert!(p.tcp_socket.is_none());
+        }
     }
+    // A health port that is also a service port is refused at render time.
+    let clash = Rendered::render(&[], &["probes.healthPort=8080"]).map(|_| ()).unwrap_err();
+    assert!(clash.contains("probes.healthPort 8080 is components.gateway.httpPort too"), "{clash}");
 }
 
 fn gpu_limit(c: &Container) -> Option<Quantity> {

@@ -90,11 +90,13 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
     } else {
         targets.iter().map(|t| (*t, vec![*t])).collect()
     };
+    let mut reported: Vec<&'static str> = Vec::new();
     for (listen_of, services) in groups {
         let Some(ep) = config.services.get(listen_of) else { continue };
         let listener = grpc::bind(&ep.listen).await.with_context(|| format!("serving {}", services.join(",")))?;
         let addr = listener.local_addr()?;
         let (routes, names) = stack.routes(&services)?;
+        reported.extend(names.iter().copied());
         let tls = grpc_tls(&config, listen_of)?;
         tracing::info!(%addr, services = %services.join(","), tls = tls.is_some(), "listening");
         let stop = stop.clone();
@@ -120,6 +122,25 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
                 .map_err(|e| triage_core::Error::Address { addr: "http".into(), reason: e.to_string() })
         });
     }
+    // Bound before any server ends, so a port already taken fails the start, not a probe.
+    let health_done = CancellationToken::new();
+    let health = match &config.server.health_listen {
+        Some(addr) => {
+            let listener = grpc::bind(addr).await.context("serving server.health_listen")?;
+            tracing::info!(addr = %listener.local_addr()?, "health (plain text, grpc.health.v1 only) listening");
+            let (stop, done) = (stop.clone(), health_done.clone());
+            Some(tokio::spawn(async move {
+                let res = grpc::serve_health(listener, &reported, stop.clone(), done).await;
+                if let Err(e) = &res {
+                    // Probes would fail from now on: stop as any other server's failure does.
+                    tracing::error!(error = %e, "health server failed");
+                    stop.cancel();
+                }
+                res
+            }))
+        }
+        None => None,
+    };
     let mut failed = None;
     while let Some(res) = servers.join_next().await {
         match res {
@@ -136,6 +157,13 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
         }
     }
     stop.cancel(); // servers that ended on their own: stopping now
+    health_done.cancel();
+    if let Some(Ok(Err(e))) = match health {
+        Some(h) => Some(h.await),
+        None => None,
+    } {
+        failed.get_or_insert(anyhow::Error::from(e));
+    }
     let stopped_at = stopped_at.await.unwrap_or_else(|_| std::time::Instant::now());
     stack.shutdown(stopped_at + shutdown.drain_delay + shutdown.grace_period).await;
     tracing::info!("stopped");

@@ -120,7 +120,7 @@ gateway classifier policy backends context ledger
 {{- if hasKey $cfg $k -}}{{- fail (printf "config.%s is set by the chart; remove it from values" $k) -}}{{- end -}}
 {{- end -}}
 {{- $server := default dict $cfg.server -}}
-{{- range $k := list "http_listen" "tls" -}}
+{{- range $k := list "http_listen" "health_listen" "tls" -}}
 {{- if hasKey $server $k -}}{{- fail (printf "config.server.%s is set by the chart; remove it from values" $k) -}}{{- end -}}
 {{- end -}}
 {{- if hasKey (default dict $cfg.auth) "keys_file" -}}{{- fail "config.auth.keys_file is set by the chart (auth.*)" -}}{{- end -}}
@@ -128,6 +128,11 @@ gateway classifier policy backends context ledger
 {{- if and (include "triage.tlsOn" .) (not .Values.tls.existingSecret) -}}
 {{- fail "tls.server.enabled or tls.mtls.enabled needs tls.existingSecret (keys tls.crt, tls.key, ca.crt)" -}}
 {{- end -}}
+{{- $hp := int .Values.probes.healthPort -}}
+{{- range $svc := splitList " " (include "triage.serviceNames" .) -}}
+{{- if eq $hp (int (index $.Values.components $svc).port) -}}{{- fail (printf "probes.healthPort %d is components.%s.port too" $hp $svc) -}}{{- end -}}
+{{- end -}}
+{{- if eq $hp (int .Values.components.gateway.httpPort) -}}{{- fail (printf "probes.healthPort %d is components.gateway.httpPort too" $hp) -}}{{- end -}}
 {{- if and (not .Values.redis.enabled) (not .Values.redis.external.url) (not .Values.redis.external.existingSecret) -}}
 {{- fail "redis.enabled is false: set redis.external.url or redis.external.existingSecret" -}}
 {{- end -}}
@@ -148,6 +153,9 @@ gateway classifier policy backends context ledger
 {{- $_ := set $server "http_listen" (printf "0.0.0.0:%d" (int .Values.components.gateway.httpPort)) -}}
 {{- if .Values.tls.server.enabled -}}
 {{- $_ := set $server "tls" (dict "cert" "/var/run/secrets/triage-tls/tls.crt" "key" "/var/run/secrets/triage-tls/tls.key") -}}
+{{- end -}}
+{{- if or .Values.tls.server.enabled .Values.tls.mtls.enabled -}}
+{{- $_ := set $server "health_listen" (printf "0.0.0.0:%d" (int .Values.probes.healthPort)) -}}
 {{- end -}}
 {{- if .Values.components.operator.enabled -}}
 {{- $_ := set $server "admin_token" (dict "env" "TRIAGE_ADMIN_TOKEN") -}}
@@ -264,15 +272,11 @@ gateway classifier policy backends context ledger
 {{- end }}
 {{- end -}}
 
-{{/* A probe of a Triage port: gRPC health, or tcpSocket when the port serves TLS.
-     dict "port" N "tls" BOOL "p" PROBE-VALUES */}}
+{{/* A probe of a Triage port: gRPC health on the port, or on the plain-text health port
+     (server.health_listen) when the port serves TLS.
+     dict "port" N "tls" BOOL "healthPort" N "p" PROBE-VALUES */}}
 {{- define "triage.probe" -}}
-{{- if .tls }}
-tcpSocket:
-  port: {{ .port }}
-{{- else }}
 grpc:
-  port: {{ .port }}
-{{- end }}
+  port: {{ ternary .healthPort .port .tls }}
 {{ toYaml .p }}
 {{- end -}}

@@ -110,6 +110,12 @@ fn auth_and_http_keys_are_checked() {
     }
     let y = with_default(|v| v["server"] = serde_yaml::from_str("{http_listen: 'nowhere'}").unwrap());
     assert!(load(&y).unwrap_err().to_string().contains("server.http_listen"));
+    for patch in ["{health_listen: 'nowhere'}", "{http_listen: '0.0.0.0:9000', health_listen: '0.0.0.0:9000'}"] {
+        let y = with_default(|v| v["server"] = serde_yaml::from_str(patch).unwrap());
+        assert!(load(&y).unwrap_err().to_string().contains("server.health_listen"), "{patch}");
+    }
+    let y = with_default(|v| v["server"] = serde_yaml::from_str("{health_listen: '0.0.0.0:8086'}").unwrap());
+    assert_eq!(load(&y).unwrap().server.health_listen.as_deref(), Some("0.0.0.0:8086"));
     let y = with_default(|v| v["server"] = serde_yaml::from_str("{default_tenant: 'x y'}").unwrap());
     assert!(load(&y).unwrap_err().to_string().contains("server.default_tenant"));
 }

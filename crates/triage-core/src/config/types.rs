@@ -86,6 +86,10 @@ pub struct ServerConfig {
     pub deadlines: Deadlines,
     /// Where the OpenAI-compatible HTTP endpoint listens (with the gateway).
     pub http_listen: String,
+    /// A plain-text port serving grpc.health.v1 alone (what the service ports report), for
+    /// the kubelet's gRPC probes, which speak no TLS, when the service ports serve TLS.
+    /// Unset: health is served on the service ports only.
+    pub health_listen: Option<String>,
     /// Largest accepted HTTP request body, bytes.
     pub max_body_bytes: usize,
     /// Most messages one chat completion request may carry.
@@ -126,6 +130,7 @@ impl Default for ServerConfig {
             default_tenant: "default".into(),
             deadlines: Deadlines::default(),
             http_listen: "127.0.0.1:8080".into(),
+            health_listen: None,
             max_body_bytes: 1024 * 1024,
             max_messages: 256,
             header_read_timeout: Duration::from_secs(10),

@@ -264,6 +264,13 @@ fn validate_server(s: &ServerConfig) -> Result<(), Invalid> {
     s.http_listen
         .parse::<SocketAddr>()
         .map_err(|e| ("server.http_listen".to_string(), format!("`{}` is not a socket address: {e}", s.http_listen)))?;
+    if let Some(addr) = &s.health_listen {
+        addr.parse::<SocketAddr>()
+            .map_err(|e| ("server.health_listen".to_string(), format!("`{addr}` is not a socket address: {e}")))?;
+        if *addr == s.http_listen {
+            return Err(("server.health_listen".into(), format!("`{addr}` is server.http_listen's address too")));
+        }
+    }
     if let Some(tls) = &s.tls
         && (tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty())
     {
