@@ -13,23 +13,26 @@
 # up to 40 % between rounds, and throughput with it).
 #
 # Usage: scripts/bench-ab.sh BASE NEW [--rounds N] [--rates "2000 0"] [--duration S]
-#                            [--concurrency N] [--syscalls]
+#                            [--concurrency N] [--syscalls] [--a-args "..."] [--b-args "..."]
 #   BASE, NEW       triage binaries; e.g. the previous commit built in a git worktree that
 #                   shares $CARGO_TARGET_DIR, copied aside, against the current release build
 #   --rounds N      alternations (default 4)
 #   --rates "..."   requests per second, 0 for saturation (default "2000 0")
 #   --duration S    seconds per rate (default 10)
 #   --syscalls      count syscalls per Route with perf stat (needs perf and tracepoints)
+#   --a-args, --b-args  more scripts/bench.sh options for A's or B's stacks, e.g. the same
+#                   binary twice with --b-args --redis-unix
 # One line per run goes to stdout as it ends, then per binary and rate the mean and median
 # of each figure and how many rounds each binary was faster in. Progress goes to stderr.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-usage() { sed -n '15,24p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '15,26p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 [[ $# -ge 2 ]] || { usage; exit 2; }
 base="$1" new="$2"; shift 2
 rounds=4 rates="2000 0" duration=10 concurrency=50 syscalls=0
+declare -A side_args=([A]="" [B]="")
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="${2:?--rounds needs a number}"; shift 2 ;;
@@ -37,6 +40,8 @@ while [[ $# -gt 0 ]]; do
     --duration) duration="${2:?--duration needs seconds}"; shift 2 ;;
     --concurrency) concurrency="${2:?--concurrency needs a number}"; shift 2 ;;
     --syscalls) syscalls=1; shift ;;
+    --a-args) side_args[A]="${2?--a-args needs options}"; shift 2 ;;
+    --b-args) side_args[B]="${2?--b-args needs options}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench-ab: unknown argument $1" >&2; usage; exit 2 ;;
   esac
@@ -70,7 +75,9 @@ syscall_events='syscalls:sys_enter_writev,syscalls:sys_enter_sendto,syscalls:sys
 # One run: binary $1 labelled $2 in round $3; appends a JSON line per rate to $work/runs.jsonl.
 run() {
   local binary=$1 label=$2 round=$3 log="$work/hold-$2-$3.log"
-  scripts/bench.sh --hold --no-build --triage "$binary" --concurrency "$concurrency" >/dev/null 2>"$log" &
+  local extra=()
+  read -r -a extra <<<"${side_args[$label]}"
+  scripts/bench.sh --hold --no-build --triage "$binary" --concurrency "$concurrency" "${extra[@]}" >/dev/null 2>"$log" &
   hold_pid=$!
   for _ in $(seq 600); do grep -q "holding" "$log" && break; kill -0 "$hold_pid" 2>/dev/null || break; sleep 0.5; done
   grep -q "holding" "$log" || { cat "$log" >&2; echo "bench-ab: the stack did not start" >&2; exit 1; }
@@ -141,7 +148,7 @@ for p in ("triage", "redis"):
         line += "\n      {} syscalls/Route: ".format(p) + " ".join("{}={}".format(k, v) for k, v in s.items())
 print(line)
 PY
-echo "bench-ab: $rounds round(s), rates $rates, ${duration}s each; A = $base, B = $new" >&2
+echo "bench-ab: $rounds round(s), rates $rates, ${duration}s each; A = $base ${side_args[A]}, B = $new ${side_args[B]}" >&2
 for round in $(seq "$rounds"); do
   echo "bench-ab: round $round of $rounds ($(date +%T))" >&2
   run "$base" A "$round"

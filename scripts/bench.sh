@@ -12,7 +12,7 @@
 #
 # Usage: scripts/bench.sh [--split | --floor K] [--quick] [--duration S] [--rates "500 1000 2000"]
 #                         [--concurrency N] [--workers N] [--out PREFIX] [--no-build] [--hold]
-#                         [--triage PATH] [--log-filter F]
+#                         [--triage PATH] [--log-filter F] [--redis-unix]
 #   --split        every service in its own process (six, same Redis), at 1000 req/s unless
 #                  --rates says otherwise
 #   --floor K      measures triage-floor instead of Triage: the same serving code, K Redis
@@ -30,6 +30,9 @@
 #                  two commits: scripts/bench-ab.sh)
 #   --log-filter F RUST_LOG of the triage processes (default warn; `info` adds the gateway's
 #                  line per Route, as the product's default config logs)
+#   --redis-unix   Triage (or triage-floor) reaches Redis over a Unix socket instead of TCP
+#                  loopback, as a Redis in the same pod or on the same host can be reached
+#                  (`redis.url: unix:///path`)
 # The Markdown table goes to stdout, progress to stderr. Every process started here is
 # stopped on exit. Numbers only mean something on an otherwise idle machine.
 set -euo pipefail
@@ -48,7 +51,8 @@ out=""
 floor=""
 triage_override=""
 log_filter=warn
-usage() { sed -n '13,34p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+redis_unix=0
+usage() { sed -n '13,37p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) duration="${2:?--duration needs seconds}"; shift 2 ;;
@@ -63,6 +67,7 @@ while [[ $# -gt 0 ]]; do
     --hold) hold=1; shift ;;
     --triage) triage_override="${2:?--triage needs a binary}"; shift 2 ;;
     --log-filter) log_filter="${2:?--log-filter needs a filter}"; shift 2 ;;
+    --redis-unix) redis_unix=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; usage; exit 2 ;;
   esac
@@ -83,6 +88,7 @@ if [[ -n "$floor" ]]; then
 fi
 mode=$([[ $split -eq 1 ]] && echo split || echo all-in-one)
 [[ -n "$floor" ]] && mode="floor, $floor Redis round trip(s)"
+[[ $redis_unix -eq 1 ]] && mode="$mode, Redis over a Unix socket"
 
 # fd 9: this script's stderr, whatever a command's stderr is redirected to when a message or
 # the cleanup comes.
@@ -174,10 +180,15 @@ oha_lc=()
 
 # --- Redis, fake upstream ---------------------------------------------------------------------
 redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+redis_socket=()
+[[ $redis_unix -eq 1 ]] && redis_socket=(--unixsocket "$work/redis.sock" --unixsocketperm 700)
+redis-server --port "$redis_port" --bind 127.0.0.1 "${redis_socket[@]}" --save '' --appendonly no --dir "$work" \
   --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 wait_port "$redis_port" "${pids[-1]}" redis-server "$work/redis.log"
+# The TCP port stays open either way, for redis-cli and the warm-up checks.
+redis_url="redis://127.0.0.1:$redis_port"
+[[ $redis_unix -eq 1 ]] && redis_url="unix://$work/redis.sock"
 
 fake_port=$(free_port)
 "$bin/fake-upstream" --listen "127.0.0.1:$fake_port" >"$work/fake.log" 2>&1 &
@@ -251,7 +262,7 @@ ledger:
   limits:
     - { scope: global, window: day, limit_micros: 1000000000000 }
 redis:
-  url: redis://127.0.0.1:$redis_port
+  url: $redis_url
   key_prefix: bench
 server:
   http_listen: 127.0.0.1:$http_port
@@ -278,7 +289,7 @@ declare -A serve_pid
 if [[ -n "$floor" ]]; then
   log "starting triage-floor ($floor Redis round trips per request)"
   env RUST_LOG="$log_filter" TOKIO_WORKER_THREADS="$workers" "$bin/triage-floor" --grpc-listen "127.0.0.1:${port[gateway]}" \
-    --http-listen "127.0.0.1:$http_port" --redis "redis://127.0.0.1:$redis_port" --upstream "$upstream" \
+    --http-listen "127.0.0.1:$http_port" --redis "$redis_url" --upstream "$upstream" \
     --redis-trips "$floor" >"$work/serve-floor.log" 2>&1 &
   pids+=($!)
   serve_pid[floor]=$!
@@ -343,7 +354,7 @@ bench: holding the warmed stack ($mode); Ctrl-C stops it
   gRPC Route    $grpc_url
   HTTP          $http_url
   direct        $direct_url   (body: $work/body-direct.json)
-  redis         127.0.0.1:$redis_port
+  redis         127.0.0.1:$redis_port (Triage uses $redis_url)
   triage PIDs   $(for n in "${!serve_pid[@]}"; do printf '%s=%s ' "$n" "${serve_pid[$n]}"; done)
   config        $work/triage.yaml
 EOF
