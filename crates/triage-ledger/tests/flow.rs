@@ -161,6 +161,18 @@ async fn refusal_names_scope_window_limit_and_reset_and_leaves_nothing_behind() 
     let r = l.reserve(reserve("f", 101, scopes("beta", "u1", "fast", "c1"))).await.unwrap();
     assert!(r.refusal.starts_with("tenant:beta day spend limit $0.000100"), "{}", r.refusal);
     assert_eq!(totals(&l, "tenant", "acme", "day").await, (0, 1_000));
+
+    // A provider may count more tokens than the reservation estimated: the commit charges what
+    // was used, and the scope ends past its limit. A free model must still be admitted there
+    // (the gateway's last resort); anything that costs is refused.
+    assert_eq!(l.commit(commit("c", 700)).await.unwrap().charged_micros, 700);
+    assert_eq!(totals(&l, "tenant", "acme", "day").await, (700, 500));
+    assert_eq!(l.commit(commit("d", 450)).await.unwrap().charged_micros, 450);
+    assert_eq!(totals(&l, "tenant", "acme", "day").await, (1_150, 400));
+    let free = l.reserve(reserve("g", 0, scopes("acme", "u5", "local", "c4"))).await.unwrap();
+    assert!(free.granted, "a zero reservation over an overrun limit: {free:?}");
+    let r = l.reserve(reserve("h", 1, scopes("acme", "u5", "fast", "c4"))).await.unwrap();
+    assert!(!r.granted && r.refusal.contains("$0.001550 used + $0.000001 requested"), "{r:?}");
 }
 
 #[tokio::test]

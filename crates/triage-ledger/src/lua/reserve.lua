@@ -85,7 +85,9 @@ for i = 1, n do
   if limit >= 0 then
     local v = redis.call('HMGET', KEYS[3 + i], 'spent', 'reserved')
     local u = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
-    if u + amount > limit then
+    -- A zero amount (a free model, the gateway's last resort past a limit) is granted even
+    -- where commits overran the limit (a provider counted more tokens than reserved).
+    if amount > 0 and u + amount > limit then
       return { 0, i, u }
     end
     used[i] = u + amount
