@@ -26,6 +26,8 @@ pub struct ModelSpec {
     pub price: Price,
     /// Context window, tokens.
     pub context_window: u32,
+    /// Recent messages of a conversation its prompts carry, when not `context.prompt_turns`.
+    pub prompt_turns: Option<u32>,
     /// Declared fallbacks, in order.
     pub fallbacks: Vec<String>,
     /// Lifecycle.
@@ -150,6 +152,7 @@ impl Catalog {
                     version: m.version.clone(),
                     price: m.price,
                     context_window: m.context_window,
+                    prompt_turns: m.prompt_turns,
                     fallbacks: m.fallbacks.clone(),
                     lifecycle: m.lifecycle.clone(),
                     rollout: m.rollout.as_ref().map(|r| RolloutSpec {

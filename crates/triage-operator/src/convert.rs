@@ -111,6 +111,9 @@ pub fn model_value(spec: &LlmModelSpec, rollout: Option<&RolloutInput>) -> Value
         }),
     );
     m.insert("context_window".into(), json!(spec.context_window));
+    if let Some(turns) = spec.prompt_turns {
+        m.insert("prompt_turns".into(), json!(turns));
+    }
     if !spec.fallbacks.is_empty() {
         m.insert("fallbacks".into(), json!(spec.fallbacks));
     }
@@ -218,6 +221,7 @@ mod tests {
             tier: TierSpec::Middle,
             price: PriceSpec { input_per_mtok: 150_000, output_per_mtok: 600_000, per_request: 0 },
             context_window: 128_000,
+            prompt_turns: None,
             fallbacks: vec![],
             lifecycle: LifecycleSpec::default(),
             canary_weight: 100,
@@ -238,6 +242,9 @@ mod tests {
         };
         let m = to_model_config(&spec, Some(&r)).unwrap();
         assert_eq!(m.version, "gpt-4o-mini-2024-07-18");
+        assert_eq!(m.prompt_turns, None, "the deployment's context.prompt_turns");
+        let small = LlmModelSpec { prompt_turns: Some(0), ..openai("v") };
+        assert_eq!(to_model_config(&small, None).unwrap().prompt_turns, Some(0));
         assert_eq!(m.timeout, Some(Duration::from_secs(30)));
         let ro = m.rollout.unwrap();
         assert_eq!(ro.previous.version, "gpt-4o-mini-old");

@@ -59,6 +59,11 @@ pub struct LlmModelSpec {
     /// Context window, tokens.
     #[schemars(range(min = 1, max = 4_294_967_295_i64))]
     pub context_window: i64,
+    /// Recent messages of a conversation this model's prompts carry, instead of the
+    /// deployment's `context.prompt_turns`; 0: the new turn and the handoff summary only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub prompt_turns: Option<i64>,
     /// Other LlmModels (or models of the config file) tried in order when this one fails.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16), inner(length(max = 253)))]

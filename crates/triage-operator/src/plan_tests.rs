@@ -26,6 +26,7 @@ fn spec(model_id: &str) -> LlmModelSpec {
         tier: TierSpec::Middle,
         price: PriceSpec { input_per_mtok: 150_000, output_per_mtok: 600_000, per_request: 0 },
         context_window: 128_000,
+        prompt_turns: None,
         fallbacks: vec!["local-smollm2".into()],
         lifecycle: LifecycleSpec::default(),
         canary_weight: 100,

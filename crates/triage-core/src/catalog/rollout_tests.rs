@@ -10,6 +10,7 @@ fn spec(rollout: Option<RolloutSpec>) -> ModelSpec {
         provider_model_id: "v2-id".into(),
         version: "v2".into(),
         price: Price::default(),
+        prompt_turns: None,
         context_window: 1000,
         fallbacks: vec![],
         lifecycle: Lifecycle::Active,

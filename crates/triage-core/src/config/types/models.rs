@@ -44,6 +44,11 @@ pub struct ModelConfig {
     pub price: Price,
     /// Context window, tokens.
     pub context_window: u32,
+    /// Recent messages of the conversation this model sees, overriding
+    /// `context.prompt_turns`; 0: only the new turn (and a handoff summary). Small models
+    /// copy the last reply in their prompt instead of answering, so they get fewer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_turns: Option<u32>,
     /// Declared fallbacks, tried in order; failover never goes anywhere else.
     #[serde(default)]
     pub fallbacks: Vec<String>,

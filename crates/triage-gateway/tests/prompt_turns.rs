@@ -1,0 +1,65 @@
+//! How much of a conversation a model's prompt carries: `context.prompt_turns`, unless the
+//! model sets its own `prompt_turns` (a small model that repeats the last reply it is shown
+//! gets only the new turn).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use triage_proto::pb;
+use triage_testkit::Reply;
+
+/// Messages the provider received for the second turn of a conversation, with every model's
+/// `prompt_turns` set to `turns`.
+async fn second_turn_messages(turns: Option<u32>) -> Vec<serde_json::Value> {
+    let (redis, fake, mut config, _dir) = common::fake_stack().await;
+    for m in config.models.values_mut() {
+        m.prompt_turns = turns;
+    }
+    let gw = common::local_gateway(&Arc::new(config), &redis, "p").await;
+    fake.set_reply(Reply { text: "Your order ships on Monday.".into(), ..Reply::default() });
+    let turn = |text: &str| pb::RouteRequest {
+        conversation_id: "conv-p".into(),
+        create_if_missing: true,
+        turn: text.into(),
+        max_tokens: 16,
+        ..Default::default()
+    };
+    let first = gw.route("acme", turn("Where is my order?")).await.unwrap();
+    let second = gw.route("acme", turn("Where is my refund?")).await.unwrap();
+    assert_eq!(first.model, second.model, "one model for both turns: {first:?} {second:?}");
+    let body = fake.last_request().unwrap().body;
+    body["messages"].as_array().unwrap().clone()
+}
+
+fn roles_and_text(messages: &[serde_json::Value]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| (m["role"].as_str().unwrap().to_string(), m["content"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_sees_the_recent_turns_unless_it_sets_its_own_prompt_turns() {
+    let all = roles_and_text(&second_turn_messages(None).await);
+    let expected: Vec<(String, String)> =
+        [("user", "Where is my order?"), ("assistant", "Your order ships on Monday."), ("user", "Where is my refund?")]
+            .iter()
+            .map(|(r, t)| (r.to_string(), t.to_string()))
+            .collect();
+    assert_eq!(all, expected, "context.prompt_turns (8) carries the whole short conversation");
+
+    let none = roles_and_text(&second_turn_messages(Some(0)).await);
+    assert_eq!(
+        none,
+        vec![("user".to_string(), "Where is my refund?".to_string())],
+        "prompt_turns 0: the new turn only"
+    );
+
+    // Counted in messages: one is the last reply, which cannot open a prompt (a prompt starts
+    // with a user turn), so the new turn goes alone; two are the last exchange.
+    let one = roles_and_text(&second_turn_messages(Some(1)).await);
+    assert_eq!(one, vec![("user".to_string(), "Where is my refund?".to_string())]);
+    assert_eq!(roles_and_text(&second_turn_messages(Some(2)).await), expected);
+}
