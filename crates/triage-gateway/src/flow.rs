@@ -318,7 +318,7 @@ impl Gateway {
         let mut decide = self.decide_request(tenant, req, &conv, classification.clone(), budget, rec).await;
         let mut decision = self.decide(decide.clone(), steps).await?;
 
-        let prompt = self.prepare_prompt(tenant, req, &conv, &decision, rec, steps).await?;
+        let mut prompt = self.prepare_prompt(tenant, req, &conv, &decision, rec, steps).await?;
         let max_tokens = if req.max_tokens == 0 { self.config.server.default_max_tokens } else { req.max_tokens };
 
         // Reserve the worst case; past a hard limit, ask the policy again with no budget left
@@ -336,6 +336,9 @@ impl Gateway {
             }
             decision.warnings.push(format!("hard spend limit reached ({refusal}); answered by a free model"));
             decision.budget_downgrade = true;
+            // The prompt was built for the refused model: the free one has its own window and
+            // share of history (and a handoff summary when the conversation changes model).
+            prompt = self.prepare_prompt(tenant, req, &conv, &decision, rec, steps).await?;
             reservation = self.reserve(tenant, req, &decision, prompt.tokens, max_tokens, rec, steps).await?;
             if let Some(refusal) = reservation.refusal {
                 return Err(Error::BudgetExhausted(refusal));

@@ -63,3 +63,39 @@ async fn a_model_sees_the_recent_turns_unless_it_sets_its_own_prompt_turns() {
     assert_eq!(one, vec![("user".to_string(), "Where is my refund?".to_string())]);
     assert_eq!(roles_and_text(&second_turn_messages(Some(2)).await), expected);
 }
+
+/// A reservation refused at a hard limit sends the turn to a free model: its prompt is built
+/// again for that model (its window, its share of history), not reused from the model the
+/// ledger refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_moved_to_a_free_model_at_a_hard_limit_gets_that_models_prompt() {
+    let (redis, fake, mut config, _dir) = common::fake_stack().await;
+    config.models.get_mut("local-smollm2").unwrap().prompt_turns = Some(0);
+    // Nothing paid fits; the budget signals still say the whole budget is there.
+    config.ledger.limits = vec![triage_core::config::LimitConfig {
+        scope: "tenant".into(),
+        id: Some("acme".into()),
+        window: triage_core::config::Window::Day,
+        limit_micros: 1,
+    }];
+    let gw = common::local_gateway(&Arc::new(config), &redis, "hard").await;
+    fake.set_reply(Reply { text: "Your order ships on Monday.".into(), ..Reply::default() });
+    let turn = |text: &str| pb::RouteRequest {
+        conversation_id: "conv-hard".into(),
+        create_if_missing: true,
+        turn: text.into(),
+        max_tokens: 16,
+        ..Default::default()
+    };
+    let first = gw.route("acme", turn("Where is my order?")).await.unwrap();
+    assert_eq!(first.model, "local-smollm2", "{first:?}");
+    let hard = "Given the liability clause 14 and the indemnity in clause 9, analyse whether we can also claim \
+                lost profits and draft the legal argument.";
+    let second = gw.route("acme", turn(hard)).await.unwrap();
+    assert_eq!(second.model, "local-smollm2", "{second:?}");
+    assert!(second.warnings.iter().any(|w| w.contains("hard spend limit reached")), "{second:?}");
+    let sent = fake.last_request().unwrap().body;
+    assert_eq!(sent["model"], "local-smollm2-id");
+    let messages = roles_and_text(sent["messages"].as_array().unwrap());
+    assert_eq!(messages, vec![("user".to_string(), hard.to_string())], "local-smollm2's prompt_turns (0)");
+}
