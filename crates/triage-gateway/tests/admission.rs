@@ -234,6 +234,17 @@ impl triage_ledger::Ledger for Gated {
 
 /// Whether the conversation lock and the request id claim of `conv` / `id` under `prefix`
 /// are held.
+/// Waits until the provider has been called, then drops the caller (`call`'s task).
+async fn leave_once_the_model_is_called<T: std::fmt::Debug>(fake: &FakeOpenAi, call: tokio::task::JoinHandle<T>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fake.requests() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the model was never called");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+}
+
 async fn held(conn: &redis::aio::MultiplexedConnection, prefix: &str, conv: &str, id: &str) -> (bool, bool) {
     let mut conn = conn.clone();
     let lock: Option<String> = conn.get(format!("{prefix}:lock:acme:{conv}")).await.unwrap();
@@ -295,14 +306,8 @@ async fn a_caller_gone_while_the_model_answers_is_charged_once_and_its_retry_rep
         let gw = gw.clone();
         tokio::spawn(async move { gw.route("acme", turn("conv-late", "req-late", "Where is my order?")).await })
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while fake.requests() == 0 {
-        assert!(std::time::Instant::now() < deadline, "the model was never called");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
     // The provider is answering, and will bill for it: the caller goes away now.
-    first.abort();
-    assert!(first.await.unwrap_err().is_cancelled());
+    leave_once_the_model_is_called(&fake, first).await;
     let check = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     assert_eq!(held(&check, "late", "conv-late", "req-late").await, (true, true), "the Route stopped with its caller");
 
@@ -400,15 +405,8 @@ async fn a_caller_gone_over_http_is_settled_to_what_it_used(stream: bool) {
     };
 
     fake.set_mode(Some(triage_testkit::Fault::Latency(Duration::from_millis(500))));
-    let first = tokio::spawn(call(app.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while fake.requests() == 0 {
-        assert!(std::time::Instant::now() < deadline, "the model was never called");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
     // The connection closes while the model answers: the Route runs on and is charged.
-    first.abort();
-    assert!(first.await.unwrap_err().is_cancelled());
+    leave_once_the_model_is_called(&fake, tokio::spawn(call(app.clone()))).await;
     fake.set_mode(None);
     let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, prefix).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -18,18 +18,21 @@ async fn second_turn_messages(turns: Option<u32>) -> Vec<serde_json::Value> {
     }
     let gw = common::local_gateway(&Arc::new(config), &redis, "p").await;
     fake.set_reply(Reply { text: "Your order ships on Monday.".into(), ..Reply::default() });
-    let turn = |text: &str| pb::RouteRequest {
-        conversation_id: "conv-p".into(),
+    let first = gw.route("acme", turn("conv-p", "Where is my order?")).await.unwrap();
+    let second = gw.route("acme", turn("conv-p", "Where is my refund?")).await.unwrap();
+    assert_eq!(first.model, second.model, "one model for both turns: {first:?} {second:?}");
+    let body = fake.last_request().unwrap().body;
+    body["messages"].as_array().unwrap().clone()
+}
+
+fn turn(conversation: &str, text: &str) -> pb::RouteRequest {
+    pb::RouteRequest {
+        conversation_id: conversation.into(),
         create_if_missing: true,
         turn: text.into(),
         max_tokens: 16,
         ..Default::default()
-    };
-    let first = gw.route("acme", turn("Where is my order?")).await.unwrap();
-    let second = gw.route("acme", turn("Where is my refund?")).await.unwrap();
-    assert_eq!(first.model, second.model, "one model for both turns: {first:?} {second:?}");
-    let body = fake.last_request().unwrap().body;
-    body["messages"].as_array().unwrap().clone()
+    }
 }
 
 fn roles_and_text(messages: &[serde_json::Value]) -> Vec<(String, String)> {
@@ -80,18 +83,11 @@ async fn a_turn_moved_to_a_free_model_at_a_hard_limit_gets_that_models_prompt() 
     }];
     let gw = common::local_gateway(&Arc::new(config), &redis, "hard").await;
     fake.set_reply(Reply { text: "Your order ships on Monday.".into(), ..Reply::default() });
-    let turn = |text: &str| pb::RouteRequest {
-        conversation_id: "conv-hard".into(),
-        create_if_missing: true,
-        turn: text.into(),
-        max_tokens: 16,
-        ..Default::default()
-    };
-    let first = gw.route("acme", turn("Where is my order?")).await.unwrap();
+    let first = gw.route("acme", turn("conv-hard", "Where is my order?")).await.unwrap();
     assert_eq!(first.model, "local-smollm2", "{first:?}");
     let hard = "Given the liability clause 14 and the indemnity in clause 9, analyse whether we can also claim \
                 lost profits and draft the legal argument.";
-    let second = gw.route("acme", turn(hard)).await.unwrap();
+    let second = gw.route("acme", turn("conv-hard", hard)).await.unwrap();
     assert_eq!(second.model, "local-smollm2", "{second:?}");
     assert!(second.warnings.iter().any(|w| w.contains("hard spend limit reached")), "{second:?}");
     let sent = fake.last_request().unwrap().body;
