@@ -158,10 +158,9 @@ pub async fn serve(config: Config, target: &str) -> Result<()> {
     }
     stop.cancel(); // servers that ended on their own: stopping now
     health_done.cancel();
-    if let Some(Ok(Err(e))) = match health {
-        Some(h) => Some(h.await),
-        None => None,
-    } {
+    if let Some(h) = health
+        && let Ok(Err(e)) = h.await
+    {
         failed.get_or_insert(anyhow::Error::from(e));
     }
     let stopped_at = stopped_at.await.unwrap_or_else(|_| std::time::Instant::now());
