@@ -25,6 +25,28 @@ async fn stack(prefix: &str) -> (RedisServer, FakeOpenAi, Arc<triage_gateway::Ga
     (redis, fake, gw, dir)
 }
 
+/// A Route of tenant `acme` in a task of its own, as a server runs it: aborting the task is
+/// the caller going away.
+fn spawn_route(
+    gw: &Arc<triage_gateway::Gateway>,
+    req: pb::RouteRequest,
+) -> tokio::task::JoinHandle<triage_gateway::Result<pb::RouteResponse>> {
+    let gw = gw.clone();
+    tokio::spawn(async move { gw.route("acme", req).await })
+}
+
+/// A gateway over the in-process stack, with `ledger` in place of its own.
+async fn gateway_over(
+    config: &Arc<triage_core::Config>,
+    redis: &RedisServer,
+    prefix: &str,
+    ledger: Arc<dyn triage_ledger::Ledger>,
+) -> Arc<triage_gateway::Gateway> {
+    let (mut services, conn) = common::local_services(config, redis, prefix).await;
+    services.ledger = ledger;
+    triage_gateway::Gateway::new(services, config.clone(), conn)
+}
+
 fn turn(conversation: &str, request_id: &str, text: &str) -> pb::RouteRequest {
     pb::RouteRequest {
         conversation_id: conversation.into(),
@@ -42,12 +64,7 @@ async fn concurrent_duplicates_generate_once_and_replay_the_answer() {
     // Slow enough that every duplicate arrives while the first is still answering.
     fake.set_reply(Reply { text: "One answer.".into(), ..Reply::default() });
     fake.set_chunk_delay(Duration::from_millis(50));
-    let calls: Vec<_> = (0..6)
-        .map(|_| {
-            let gw = gw.clone();
-            tokio::spawn(async move { gw.route("acme", turn("conv-dup", "req-dup", "Where is my order?")).await })
-        })
-        .collect();
+    let calls: Vec<_> = (0..6).map(|_| spawn_route(&gw, turn("conv-dup", "req-dup", "Where is my order?"))).collect();
     let mut answers = Vec::new();
     for c in calls {
         answers.push(c.await.unwrap().unwrap());
@@ -67,12 +84,7 @@ async fn concurrent_duplicates_generate_once_and_replay_the_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_turns_of_one_conversation_are_answered_one_after_the_other() {
     let (redis, _fake, gw, _dir) = stack("seq").await;
-    let calls: Vec<_> = (0..5)
-        .map(|i| {
-            let gw = gw.clone();
-            tokio::spawn(async move { gw.route("acme", turn("conv-seq", &format!("req-seq-{i}"), "Hello")).await })
-        })
-        .collect();
+    let calls: Vec<_> = (0..5).map(|i| spawn_route(&gw, turn("conv-seq", &format!("req-seq-{i}"), "Hello"))).collect();
     for c in calls {
         c.await.unwrap().unwrap();
     }
@@ -110,12 +122,7 @@ async fn a_failed_route_frees_its_request_id_and_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_record_is_stored_behind_the_answers() {
     let (redis, _fake, gw, _dir) = stack("log").await;
-    let calls: Vec<_> = (0..40)
-        .map(|i| {
-            let gw = gw.clone();
-            tokio::spawn(async move { gw.route("acme", turn(&format!("conv-log-{i}"), "", "Hello")).await })
-        })
-        .collect();
+    let calls: Vec<_> = (0..40).map(|i| spawn_route(&gw, turn(&format!("conv-log-{i}"), "", "Hello"))).collect();
     let mut ids = Vec::new();
     for c in calls {
         ids.push(c.await.unwrap().unwrap().request_id);
@@ -255,15 +262,10 @@ async fn held(conn: &redis::aio::MultiplexedConnection, prefix: &str, conv: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_gone_before_the_model_is_called_stops_the_route_and_frees_everything() {
     let (redis, fake, config, _dir) = setup("gone").await;
-    let (mut services, conn) = common::local_services(&config, &redis, "gone").await;
     let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "gone").unwrap();
     let held_reserves = Gated::first_reserve(ledger.clone());
-    services.ledger = held_reserves.clone();
-    let gw = triage_gateway::Gateway::new(services, config.clone(), conn);
-    let first = {
-        let gw = gw.clone();
-        tokio::spawn(async move { gw.route("acme", turn("conv-gone", "req-gone", "Where is my order?")).await })
-    };
+    let gw = gateway_over(&config, &redis, "gone", held_reserves.clone()).await;
+    let first = spawn_route(&gw, turn("conv-gone", "req-gone", "Where is my order?"));
     // The Route is reserving (lock and id taken); its caller goes away (a cancelled gRPC
     // call or a closed HTTP connection drops the handler's future the same way).
     held_reserves.started.notified().await;
@@ -302,10 +304,7 @@ async fn a_caller_gone_while_the_model_answers_is_charged_once_and_its_retry_rep
     let gw = common::local_gateway(&config, &redis, "late").await;
     let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "late").unwrap();
     fake.set_mode(Some(triage_testkit::Fault::Latency(Duration::from_millis(700))));
-    let first = {
-        let gw = gw.clone();
-        tokio::spawn(async move { gw.route("acme", turn("conv-late", "req-late", "Where is my order?")).await })
-    };
+    let first = spawn_route(&gw, turn("conv-late", "req-late", "Where is my order?"));
     // The provider is answering, and will bill for it: the caller goes away now.
     leave_once_the_model_is_called(&fake, first).await;
     let check = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
@@ -325,16 +324,11 @@ async fn a_caller_gone_while_the_model_answers_is_charged_once_and_its_retry_rep
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_dropped_after_the_model_answered_is_still_charged() {
     let (redis, fake, config, _dir) = setup("paid").await;
-    let (mut services, conn) = common::local_services(&config, &redis, "paid").await;
     let ledger = triage_ledger::RedisLedger::new(redis.url(), &config.ledger, "paid").unwrap();
     let slow = Arc::new(Gated::commits(ledger.clone(), Duration::from_millis(300)));
-    services.ledger = slow.clone();
-    let gw = triage_gateway::Gateway::new(services, config.clone(), conn);
+    let gw = gateway_over(&config, &redis, "paid", slow.clone()).await;
 
-    let route = {
-        let gw = gw.clone();
-        tokio::spawn(async move { gw.route("acme", turn("conv-paid", "req-paid", "Where is my order?")).await })
-    };
+    let route = spawn_route(&gw, turn("conv-paid", "req-paid", "Where is my order?"));
     // The provider has answered and the commit is on its way: the caller goes away now.
     slow.started.notified().await;
     route.abort();

@@ -237,8 +237,9 @@ impl Gateway {
                 Err(()) => rec.warnings.push("handoff summary timed out; continuing with history only".into()),
             }
         }
-        let model = self.catalog().get(&decision.model).cloned();
-        let window = model.as_ref().map(|m| m.context_window).unwrap_or(4096);
+        let catalog = self.catalog();
+        let model = catalog.get(&decision.model);
+        let window = model.map(|m| m.context_window).unwrap_or(4096);
         let turns = model.and_then(|m| m.prompt_turns).unwrap_or(self.config.context.prompt_turns);
         let max_tokens = if req.max_tokens == 0 { self.config.server.default_max_tokens } else { req.max_tokens };
         let (system, messages) = triage_context::build_prompt(

@@ -206,7 +206,8 @@ async fn stream(
 ) -> Result<Response, ApiError> {
     let (request_id, conversation_id) = (req.request_id.clone(), req.conversation_id.clone());
     let named_here = req.create_if_missing; // set exactly when the id was made up
-    let mut rx = s.gw.route_stream_in(tenant.clone(), req, named_here, Some(settle_on_end(&s.auth, &tenant, estimate)));
+    let settle = settle_on_end(&s.auth, &tenant, estimate);
+    let mut rx = s.gw.route_stream_in(tenant, req, named_here, Some(settle));
     let first = match rx.recv().await {
         Some(Err(e)) => return Err(e.into()),
         Some(Ok(c)) => c,
